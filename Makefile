@@ -1,0 +1,32 @@
+GO      ?= go
+PKGS    := ./...
+FUZZTIME ?= 10s
+
+.PHONY: all build test unit fuzz-short deps run vet bench-proxy clean
+
+all: build
+
+build:
+	$(GO) build -o bin/pgseal ./cmd/pgseal
+
+deps:
+	@scripts/install-deps.sh
+
+vet:
+	$(GO) vet $(PKGS)
+
+## test: unit tests, end-to-end tests against throwaway PostgreSQL clusters, short fuzz runs.
+test: deps vet
+	$(GO) test -count=1 -timeout 40m $(PKGS)
+	@$(MAKE) --no-print-directory fuzz-short
+
+## fuzz-short: a short run of every fuzz target (FUZZTIME each).
+fuzz-short:
+	@scripts/fuzz-short.sh $(FUZZTIME)
+
+## run: pgseal on an embedded default (throwaway PostgreSQL, generated keys and certificates, example policy).
+run: deps build
+	./bin/pgseal dev
+
+clean:
+	rm -rf bin

@@ -1,0 +1,14 @@
+// Command pgseal is a transparent column-encryption proxy for PostgreSQL.
+// Everything lives in internal/cli; main only runs the root command and
+// turns its error into an exit code.
+package main
+
+import (
+	"os"
+
+	"github.com/pgseal/pgseal/internal/cli"
+)
+
+func main() {
+	os.Exit(cli.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}

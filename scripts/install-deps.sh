@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what pgseal's tests need when it is missing: PostgreSQL server
+# binaries (initdb, postgres) and client tools (psql, pgbench). Idempotent.
+set -euo pipefail
+
+have_server() { ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; }
+have_client() { command -v psql >/dev/null 2>&1 && command -v pgbench >/dev/null 2>&1; }
+
+need=()
+have_server || need+=(postgresql)
+have_client || need+=(postgresql-client postgresql-contrib)
+if [ "${#need[@]}" -gt 0 ]; then
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "install-deps: need ${need[*]} but not root; install them and retry" >&2
+		exit 1
+	fi
+	echo "install-deps: installing ${need[*]}" >&2
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+	# The Debian package starts a cluster of its own; the tests never use it.
+	if command -v pg_ctlcluster >/dev/null 2>&1; then
+		for c in $(pg_lsclusters -h 2>/dev/null | awk '{print $1"/"$2}'); do
+			pg_ctlcluster "${c%/*}" "${c#*/}" stop >/dev/null 2>&1 || true
+		done
+	fi
+fi
+# When running as root, the throwaway clusters run as this user.
+if [ "$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; then
+	useradd --system --no-create-home --shell /usr/sbin/nologin postgres
+fi
