@@ -281,10 +281,11 @@ func TestTLSHandshake(t *testing.T) {
 	})
 	errc := make(chan error, 1)
 	// The server side of the pipe runs here; it ends when the handshake does.
-	go func() {
-		errc <- srv.Handshake()
-		_ = srv.Close()
-	}()
+	go func() { errc <- srv.Handshake() }()
+	// Closing the pipe ends, not the TLS conns: close_notify on an
+	// unbuffered pipe nobody reads would block.
+	defer sConn.Close()
+	defer cConn.Close()
 	if err := cli.Handshake(); err != nil {
 		t.Fatalf("client handshake: %v", err)
 	}
@@ -294,5 +295,4 @@ func TestTLSHandshake(t *testing.T) {
 	if cn := srv.ConnectionState().PeerCertificates[0].Subject.CommonName; cn != "alice" {
 		t.Errorf("server saw client CN %q", cn)
 	}
-	_ = cli.Close()
 }
