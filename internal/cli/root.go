@@ -38,6 +38,7 @@ func newRootCmd(s streams) *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return withCode(ExitUsage, err) })
 	root.AddCommand(
 		newVersionCmd(s),
+		newServeCmd(s),
 	)
 	return root
 }

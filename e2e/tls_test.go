@@ -1,0 +1,11 @@
+package e2e
+
+import (
+	"crypto/tls"
+
+	"github.com/pgseal/pgseal/internal/certs"
+)
+
+func newServerTLS(leaf *certs.Leaf) *tls.Config {
+	return &tls.Config{Certificates: []tls.Certificate{leaf.TLSCertificate()}, MinVersion: tls.VersionTLS12}
+}
