@@ -70,9 +70,13 @@ func Start(ctx context.Context, opts ...Option) (_ *Cluster, err error) {
 		o(&cfg)
 	}
 	if cfg.superUser == "" {
-		return nil, errors.New("pgcluster: empty superuser name")
+		return nil, fmt.Errorf("%w: empty superuser name", ErrBadOption)
 	}
 	if err := checkHBALines(cfg.hba); err != nil {
+		return nil, err
+	}
+	// Check the caller's settings now rather than after a second of initdb.
+	if _, err := renderSettings(cfg.settings); err != nil {
 		return nil, err
 	}
 	ctx, cancel := withDefaultTimeout(ctx)

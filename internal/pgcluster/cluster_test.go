@@ -15,6 +15,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/pgseal/pgseal/internal/certs"
 )
 
 func testContext(tb testing.TB) context.Context {
@@ -24,18 +26,32 @@ func testContext(tb testing.TB) context.Context {
 	return ctx
 }
 
-func TestClusterTLSAndSCRAM(t *testing.T) {
+// TestCluster runs the checks that need no cluster of their own against one
+// shared cluster, since each start costs about a second.
+func TestCluster(t *testing.T) {
 	c := StartTB(t)
-	ctx := testContext(t)
+	t.Run("tls and scram", func(t *testing.T) { testTLSAndSCRAM(t, c) })
+	t.Run("wrong password", func(t *testing.T) { testWrongPassword(t, c) })
+	t.Run("verify-full", func(t *testing.T) { testVerifyFull(t, c) })
+	t.Run("create role", func(t *testing.T) { testCreateRole(t, c) })
+	t.Run("create role rejects", func(t *testing.T) { testCreateRoleRejects(t, c) })
+	t.Run("create database", func(t *testing.T) { testCreateDatabase(t, c) })
+	t.Run("string hides password", func(t *testing.T) {
+		if strings.Contains(c.String(), c.Password()) {
+			t.Error("String() contains the password")
+		}
+	})
+}
 
+func testTLSAndSCRAM(t *testing.T, c *Cluster) {
+	ctx := testContext(t)
 	conn, err := pgx.Connect(ctx, c.ConnString("postgres"))
 	if err != nil {
 		t.Fatalf("connect with verify-full: %v", err)
 	}
 	defer conn.Close(ctx)
 	var ssl bool
-	var version string
-	if err := conn.QueryRow(ctx, "SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()").Scan(&ssl, &version); err != nil {
+	if err := conn.QueryRow(ctx, "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").Scan(&ssl); err != nil {
 		t.Fatal(err)
 	}
 	if !ssl {
@@ -48,20 +64,36 @@ func TestClusterTLSAndSCRAM(t *testing.T) {
 	if !strings.HasPrefix(enc, "SCRAM-SHA-256$") {
 		t.Errorf("superuser password not stored as SCRAM")
 	}
-
-	// The URL form works too, and so does plain TCP.
-	for name, dsn := range map[string]string{"url": c.URL("postgres"), "no tls": c.ConnStringNoTLS("postgres")} {
-		conn, err := pgx.Connect(ctx, dsn)
-		if err != nil {
-			t.Errorf("%s: connect: %v", name, err)
-			continue
-		}
-		_ = conn.Close(ctx)
+	if _, ok := firstAuthRequest(t, c, c.SuperUser()).(*pgproto3.AuthenticationSASL); !ok {
+		t.Error("superuser is not asked for SCRAM")
+	}
+	tests := []struct {
+		name    string
+		dsn     string
+		wantSSL bool
+	}{
+		{"url", c.URL("postgres"), true},
+		{"no tls", c.ConnStringNoTLS("postgres"), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			conn, err := pgx.Connect(ctx, tt.dsn)
+			if err != nil {
+				t.Fatalf("connect: %v", err)
+			}
+			defer conn.Close(ctx)
+			var ssl bool
+			if err := conn.QueryRow(ctx, "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").Scan(&ssl); err != nil {
+				t.Fatal(err)
+			}
+			if ssl != tt.wantSSL {
+				t.Errorf("ssl = %v, want %v", ssl, tt.wantSSL)
+			}
+		})
 	}
 }
 
-func TestClusterWrongPassword(t *testing.T) {
-	c := StartTB(t)
+func testWrongPassword(t *testing.T, c *Cluster) {
 	ctx := testContext(t)
 	cfg, err := pgx.ParseConfig(c.ConnString("postgres"))
 	if err != nil {
@@ -75,26 +107,38 @@ func TestClusterWrongPassword(t *testing.T) {
 	}
 }
 
-func TestClusterVerifyFullRejectsOtherCA(t *testing.T) {
-	c := StartTB(t)
-	other := StartTB(t)
+func testVerifyFull(t *testing.T, c *Cluster) {
 	ctx := testContext(t)
-	cfg, err := pgx.ParseConfig(c.ConnString("postgres"))
+	other, err := certs.NewCA("some other CA")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.TLSConfig = &tls.Config{ServerName: "127.0.0.1", RootCAs: other.CAPool()}
-	cfg.Fallbacks = nil
-	if conn, err := pgx.ConnectConfig(ctx, cfg); err == nil {
-		_ = conn.Close(ctx)
-		t.Fatal("server certificate verified against another cluster's CA")
+	tests := []struct {
+		name   string
+		tls    *tls.Config
+		wantOK bool
+	}{
+		{"ip", &tls.Config{ServerName: "127.0.0.1", RootCAs: c.CAPool()}, true},
+		{"localhost", &tls.Config{ServerName: "localhost", RootCAs: c.CAPool()}, true},
+		{"other name", &tls.Config{ServerName: "db.example.test", RootCAs: c.CAPool()}, false},
+		{"other CA", &tls.Config{ServerName: "127.0.0.1", RootCAs: other.Pool()}, false},
 	}
-	cfg.TLSConfig = &tls.Config{ServerName: "localhost", RootCAs: c.CAPool()}
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		t.Fatalf("connect with ServerName localhost: %v", err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := pgx.ParseConfig(c.ConnString("postgres"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.TLSConfig = tt.tls
+			conn, err := pgx.ConnectConfig(ctx, cfg)
+			if err == nil {
+				_ = conn.Close(ctx)
+			}
+			if gotOK := err == nil; gotOK != tt.wantOK {
+				t.Fatalf("connect error = %v, want ok=%v", err, tt.wantOK)
+			}
+		})
 	}
-	_ = conn.Close(ctx)
 }
 
 // firstAuthRequest sends a startup message over plain TCP and returns the
@@ -122,8 +166,7 @@ func firstAuthRequest(t *testing.T, c *Cluster, role string) pgproto3.BackendMes
 	return msg
 }
 
-func TestCreateRole(t *testing.T) {
-	c := StartTB(t)
+func testCreateRole(t *testing.T, c *Cluster) {
 	ctx := testContext(t)
 	tests := []struct {
 		name       string
@@ -196,8 +239,7 @@ func TestCreateRole(t *testing.T) {
 
 func sameType(a, b any) bool { return reflect.TypeOf(a) == reflect.TypeOf(b) }
 
-func TestCreateRoleRejects(t *testing.T) {
-	c := StartTB(t)
+func testCreateRoleRejects(t *testing.T, c *Cluster) {
 	ctx := testContext(t)
 	tests := []struct {
 		name, role, password string
@@ -326,30 +368,33 @@ func TestStartOptions(t *testing.T) {
 	}
 }
 
-func TestStartBadSetting(t *testing.T) {
+func TestStartBadOptions(t *testing.T) {
 	ctx := testContext(t)
 	tests := []struct {
-		name string
-		opt  Option
+		name    string
+		opt     Option
+		wantErr error
 	}{
-		{"bad name", WithSetting("bad name", "x")},
-		{"line break", WithSetting("work_mem", "1\n2")},
-		{"bad hba", WithHBA("line\nbreak")},
-		{"missing bin dir", WithBinDir(t.TempDir())},
+		{"bad setting name", WithSetting("bad name", "x"), ErrBadOption},
+		{"line break in value", WithSetting("work_mem", "1\n2"), ErrBadOption},
+		{"empty superuser", WithSuperUser(""), ErrBadOption},
+		{"line break in hba", WithHBA("line\nbreak"), ErrBadHBA},
+		{"empty bin dir", WithBinDir(t.TempDir()), ErrNoServer},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, err := Start(ctx, tt.opt)
 			if err == nil {
 				_ = c.Close()
-				t.Fatal("Start succeeded")
+			}
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("Start error = %v, want %v", err, tt.wantErr)
 			}
 		})
 	}
 }
 
-func TestCreateDatabase(t *testing.T) {
-	c := StartTB(t)
+func testCreateDatabase(t *testing.T, c *Cluster) {
 	ctx := testContext(t)
 	if err := c.CreateRole(ctx, "app", "app-secret", AuthSCRAM); err != nil {
 		t.Fatal(err)
@@ -369,12 +414,5 @@ func TestCreateDatabase(t *testing.T) {
 	defer conn.Close(ctx)
 	if _, err := conn.Exec(ctx, "CREATE TABLE t (id int)"); err != nil {
 		t.Fatalf("owner cannot create a table: %v", err)
-	}
-}
-
-func TestStringHidesPassword(t *testing.T) {
-	c := StartTB(t)
-	if strings.Contains(c.String(), c.Password()) {
-		t.Error("String() contains the password")
 	}
 }

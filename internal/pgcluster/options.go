@@ -1,6 +1,13 @@
 package pgcluster
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
+
+// ErrBadOption is returned by Start for a setting or superuser name it
+// cannot write into the configuration safely.
+var ErrBadOption = errors.New("pgcluster: invalid option")
 
 // Option configures Start.
 type Option func(*config)
@@ -89,11 +96,11 @@ func renderSettings(settings []setting) (string, error) {
 	b = append(b, "\n# Added by pgseal internal/pgcluster.\n"...)
 	for _, s := range settings {
 		if !validSettingName(s.name) {
-			return "", fmt.Errorf("pgcluster: invalid setting name %q", s.name)
+			return "", fmt.Errorf("%w: setting name %q", ErrBadOption, s.name)
 		}
 		for i := 0; i < len(s.value); i++ {
 			if s.value[i] == '\n' || s.value[i] == '\r' || s.value[i] == 0 {
-				return "", fmt.Errorf("pgcluster: invalid value for setting %s: contains a line break or NUL", s.name)
+				return "", fmt.Errorf("%w: value of %s contains a line break or NUL", ErrBadOption, s.name)
 			}
 		}
 		b = fmt.Appendf(b, "%s = %s\n", s.name, quoteSetting(s.value))
