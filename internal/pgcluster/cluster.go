@@ -35,6 +35,9 @@ const (
 	// during its first start, which is what losing the race for a free port
 	// looks like.
 	bindAttempts = 3
+	// maxSocketPath is the room for a Unix socket path on Linux
+	// (sizeof(sun_path) - 1); the server's is <dir>/.s.PGSQL.<port>.
+	maxSocketPath = 107
 )
 
 // Cluster is a running (or stopped) throwaway PostgreSQL cluster. Its
@@ -97,6 +100,9 @@ func Start(ctx context.Context, opts ...Option) (_ *Cluster, err error) {
 	base := cfg.baseDir
 	if base == "" {
 		base = os.TempDir()
+	}
+	if err := osu.checkTraversable(base); err != nil {
+		return nil, err
 	}
 	dir, err := os.MkdirTemp(base, "pgcluster-")
 	if err != nil {
@@ -162,6 +168,11 @@ func (c *Cluster) prepareDir() error {
 	// the test process when the server runs as another user.
 	if err := os.Chmod(c.dir, 0o755); err != nil {
 		return fmt.Errorf("failed to set mode of cluster directory: %w", err)
+	}
+	if len(c.sockDir)+len("/.s.PGSQL.65535") > maxSocketPath {
+		// A deep TMPDIR: rather than fail to start, listen on TCP only.
+		c.sockDir = ""
+		return c.osUser.chown(c.dir)
 	}
 	if err := os.Mkdir(c.sockDir, 0o755); err != nil {
 		return fmt.Errorf("failed to create socket directory: %w", err)
@@ -349,7 +360,9 @@ func (c *Cluster) DataDir() string { return c.dataDir }
 // BinDir returns the directory of the PostgreSQL programs in use.
 func (c *Cluster) BinDir() string { return c.binDir }
 
-// SocketDir returns the directory holding the server's Unix socket.
+// SocketDir returns the directory holding the server's Unix socket, or ""
+// when the cluster directory's path is too long for a socket and the server
+// listens on TCP only.
 func (c *Cluster) SocketDir() string { return c.sockDir }
 
 // LogFile returns the path of the server log.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -74,6 +75,8 @@ func testTLSAndSCRAM(t *testing.T, c *Cluster) {
 	}{
 		{"url", c.URL("postgres"), true},
 		{"no tls", c.ConnStringNoTLS("postgres"), false},
+		{"unix socket", fmt.Sprintf("host=%s port=%d user=%s password=%s dbname=postgres",
+			c.SocketDir(), c.Port(), c.SuperUser(), c.Password()), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -415,4 +418,37 @@ func testCreateDatabase(t *testing.T, c *Cluster) {
 	if _, err := conn.Exec(ctx, "CREATE TABLE t (id int)"); err != nil {
 		t.Fatalf("owner cannot create a table: %v", err)
 	}
+}
+
+func TestBaseDir(t *testing.T) {
+	ctx := testContext(t)
+	root := t.TempDir()
+	// A path too long for a Unix socket below it.
+	deep := filepath.Join(root, strings.Repeat("d", 60), strings.Repeat("e", 40))
+	if err := os.MkdirAll(deep, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() == 0 {
+		// t.TempDir is private to root; the postgres user must be told no.
+		if _, err := Start(ctx, WithBaseDir(deep)); !errors.Is(err, ErrBadOption) {
+			t.Fatalf("Start under a directory postgres cannot reach: error = %v, want ErrBadOption", err)
+		}
+		for p := deep; p != filepath.Dir(filepath.Dir(root)); p = filepath.Dir(p) {
+			if err := os.Chmod(p, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	c := StartTB(t, WithBaseDir(deep))
+	if !strings.HasPrefix(c.Dir(), deep) {
+		t.Errorf("Dir() = %s, want below %s", c.Dir(), deep)
+	}
+	if c.SocketDir() != "" {
+		t.Errorf("SocketDir() = %s, want none for a path this long", c.SocketDir())
+	}
+	conn, err := c.Connect(ctx, "postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.Close(ctx)
 }

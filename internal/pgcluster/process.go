@@ -69,6 +69,38 @@ func (u *osUser) chown(paths ...string) error {
 	return nil
 }
 
+// checkTraversable reports whether the server's user can reach dir: it
+// needs search permission on every ancestor. The error says which one
+// blocks it, which beats initdb's "permission denied" on the cluster
+// directory.
+func (u *osUser) checkTraversable(dir string) error {
+	if u == nil {
+		return nil
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return fmt.Errorf("failed to resolve %s: %w", dir, err)
+	}
+	for p := abs; ; p = filepath.Dir(p) {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return fmt.Errorf("failed to inspect %s: %w", p, err)
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		perm := fi.Mode().Perm()
+		switch {
+		case !ok, perm&0o001 != 0:
+		case st.Uid == u.uid && perm&0o100 != 0:
+		case st.Gid == u.gid && perm&0o010 != 0:
+		default:
+			return fmt.Errorf("%w: the %s OS user cannot traverse %s (mode %o); choose another base directory", ErrBadOption, unprivilegedUser, p, perm)
+		}
+		if p == filepath.Dir(p) {
+			return nil
+		}
+	}
+}
+
 // command prepares one of the PostgreSQL programs: as the server's user, in
 // its own process group (so a Ctrl-C meant for the caller does not reach the
 // server before the caller can shut it down in order), with the caller's

@@ -14,11 +14,11 @@ func StartTB(tb testing.TB, opts ...Option) *Cluster {
 	defer cancel()
 	c, err := Start(ctx, opts...)
 	if err != nil {
-		tb.Fatalf("pgcluster: %v", err)
+		tb.Fatalf("failed to start cluster: %v", err)
 	}
 	tb.Cleanup(func() {
 		if err := c.Close(); err != nil {
-			tb.Errorf("pgcluster: failed to close %v: %v", c, err)
+			tb.Errorf("failed to close %v: %v", c, err)
 		}
 	})
 	return c
