@@ -39,6 +39,8 @@ func newRootCmd(s streams) *cobra.Command {
 	root.AddCommand(
 		newVersionCmd(s),
 		newServeCmd(s),
+		newKeysCmd(s),
+		newAuditCmd(s),
 	)
 	return root
 }
