@@ -232,7 +232,7 @@ func (c *ColumnCipher) lookup(version uint32) *versionCipher {
 
 // String describes the cipher without key material.
 func (c *ColumnCipher) String() string {
-	return fmt.Sprintf("envelope.ColumnCipher(%s.%s, %s, key set %#08x, versions %v)",
+	return fmt.Sprintf("envelope.ColumnCipher(%s.%s, %s, key set 0x%08x, versions %v)",
 		c.spec.Table, c.spec.Column, c.spec.Mode, c.spec.KeySetID, c.versions)
 }
 

@@ -275,7 +275,7 @@ func (ks *Keystore) KeySet(name string) (KeySetInfo, error) {
 func (ks *Keystore) KeySetByID(id uint32) (KeySetInfo, error) {
 	i, ok := ks.byID[id]
 	if !ok {
-		return KeySetInfo{}, fmt.Errorf("failed to find key set %#08x: %w", id, ErrUnknownKeySet)
+		return KeySetInfo{}, fmt.Errorf("failed to find key set 0x%08x: %w", id, ErrUnknownKeySet)
 	}
 	return ks.sets[i].clone(), nil
 }
@@ -286,7 +286,7 @@ func (ks *Keystore) KeySetByID(id uint32) (KeySetInfo, error) {
 func (ks *Keystore) VersionState(keySetID, version uint32) (State, error) {
 	i, ok := ks.byID[keySetID]
 	if !ok {
-		return 0, fmt.Errorf("failed to find key set %#08x: %w", keySetID, ErrUnknownKeySet)
+		return 0, fmt.Errorf("failed to find key set 0x%08x: %w", keySetID, ErrUnknownKeySet)
 	}
 	vs := ks.sets[i].Versions
 	if version < 1 || int(version) > len(vs) {
