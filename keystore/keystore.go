@@ -295,6 +295,21 @@ func (ks *Keystore) VersionState(keySetID, version uint32) (State, error) {
 	return vs[version-1].State, nil
 }
 
+// CheckVersion reports whether values sealed under a key version open:
+// nil for a primary or active version, else ErrVersionDisabled,
+// ErrUnknownVersion or ErrUnknownKeySet. The ids are those an envelope
+// carries (see envelope.Peek).
+func (ks *Keystore) CheckVersion(keySetID, version uint32) error {
+	st, err := ks.VersionState(keySetID, version)
+	if err != nil {
+		return err
+	}
+	if st == StateDisabled {
+		return fmt.Errorf("failed to use version %d of key set 0x%08x: %w", version, keySetID, ErrVersionDisabled)
+	}
+	return nil
+}
+
 // Column builds the cipher of one column from the primary and active
 // versions of keySet. table must be schema-qualified ("public.users"); the
 // associated data and the key derivation use table and column byte for byte

@@ -143,6 +143,13 @@ func TestLifecycle(t *testing.T) {
 		{set.ID + 1, 1, 0, ErrUnknownKeySet},
 	}
 	for _, tt := range tests {
+		wantCheck := tt.wantErr
+		if tt.want == StateDisabled {
+			wantCheck = ErrVersionDisabled
+		}
+		if err := ks3.CheckVersion(tt.id, tt.version); !errors.Is(err, wantCheck) {
+			t.Errorf("CheckVersion(%#x, %d) = %v, want %v", tt.id, tt.version, err, wantCheck)
+		}
 		got, err := ks3.VersionState(tt.id, tt.version)
 		if got != tt.want || !errors.Is(err, tt.wantErr) {
 			t.Errorf("VersionState(%#x, %d) = %v, %v; want %v, %v", tt.id, tt.version, got, err, tt.want, tt.wantErr)
