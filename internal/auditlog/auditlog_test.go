@@ -135,7 +135,8 @@ func TestVerifyDetects(t *testing.T) {
 	}
 }
 
-func writeLogWithKey(t *testing.T, key []byte, n int) string {
+func writeLogWithKey(t testing.TB, key []byte, n int) string {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "other.jsonl")
 	l, err := Open(path, key, WithClock(tick()))
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -76,7 +77,10 @@ func parseMasterKey(s streams, spec, promptPrefix string) (keystore.MasterKeySou
 	opts := []keystore.SourceOption{}
 	if f, ok := s.in.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		opts = append(opts, keystore.WithPrompt(func(prompt string) ([]byte, error) {
-			fmt.Fprint(s.err, promptPrefix+prompt)
+			if promptPrefix != "" {
+				prompt = promptPrefix + strings.ToLower(prompt[:1]) + prompt[1:]
+			}
+			fmt.Fprint(s.err, prompt)
 			defer fmt.Fprintln(s.err)
 			return term.ReadPassword(int(f.Fd()))
 		}))

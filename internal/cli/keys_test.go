@@ -16,7 +16,7 @@ import (
 )
 
 // runCLI runs pgseal in-process with args and an empty, non-terminal stdin.
-func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
+func runCLI(t testing.TB, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errw bytes.Buffer
 	code = Main(args, strings.NewReader(""), &out, &errw)
@@ -31,7 +31,7 @@ type step struct {
 	wantOut  string // regular expression the output (stdout+stderr) must match
 }
 
-func runSteps(t *testing.T, steps []step) {
+func runSteps(t testing.TB, steps []step) {
 	t.Helper()
 	for _, st := range steps {
 		code, out, errw := runCLI(t, st.args...)
@@ -45,7 +45,7 @@ func runSteps(t *testing.T, steps []step) {
 }
 
 // sealValue seals pt under the primary version of keySet in public.users.email.
-func sealValue(t *testing.T, ks *keystore.Keystore, keySet string, mode envelope.Mode, pt string) []byte {
+func sealValue(t testing.TB, ks *keystore.Keystore, keySet string, mode envelope.Mode, pt string) []byte {
 	t.Helper()
 	c, err := ks.Column(keySet, "public.users", "email", mode)
 	if err != nil {
@@ -58,7 +58,7 @@ func sealValue(t *testing.T, ks *keystore.Keystore, keySet string, mode envelope
 	return env
 }
 
-func openValue(t *testing.T, ks *keystore.Keystore, keySet string, mode envelope.Mode, env []byte) (string, error) {
+func openValue(t testing.TB, ks *keystore.Keystore, keySet string, mode envelope.Mode, env []byte) (string, error) {
 	t.Helper()
 	c, err := ks.Column(keySet, "public.users", "email", mode)
 	if err != nil {
@@ -68,7 +68,7 @@ func openValue(t *testing.T, ks *keystore.Keystore, keySet string, mode envelope
 	return string(pt), err
 }
 
-func openKeystore(t *testing.T, path, spec string) *keystore.Keystore {
+func openKeystore(t testing.TB, path, spec string) *keystore.Keystore {
 	t.Helper()
 	mk, err := keystore.ParseMasterKeySource(spec)
 	if err != nil {
