@@ -215,10 +215,14 @@ func (a *analysis) mergeStmt(s *pg.MergeStmt, outer *scope) error {
 // to a policy table or to a view over one.
 func (a *analysis) mentionedPolicyTable(m protoreflect.Message, sc *scope) *policy.QualifiedName {
 	var hit *policy.QualifiedName
+	var ctes *cteEnv
+	if sc != nil {
+		ctes = sc.ctes
+	}
 	var walk func(m protoreflect.Message)
 	walk = func(m protoreflect.Message) {
 		if rv, ok := m.Interface().(*pg.RangeVar); ok {
-			if sc.ctes.find(rv.Relname) != nil && rv.Schemaname == "" {
+			if ctes.find(rv.Relname) != nil && rv.Schemaname == "" {
 				return
 			}
 			ri, err := a.resolveRelation(rv.Schemaname, rv.Relname)

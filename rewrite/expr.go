@@ -141,7 +141,7 @@ func (a *analysis) walkChildren(m protoreflect.Message, sc *scope, op string) er
 // opName turns a parse node name into words for messages.
 func opName(node string) string {
 	switch node {
-	case "CaseExpr":
+	case "CaseExpr", "CaseWhen":
 		return "CASE"
 	case "CoalesceExpr":
 		return "COALESCE"
@@ -282,7 +282,7 @@ func (a *analysis) aExpr(e *pg.A_Expr, sc *scope) (value, error) {
 		}
 		return plain, nil
 	}
-	name := strings.TrimPrefix(e.Kind.String(), "A_Expr_Kind_AEXPR_")
+	name := strings.TrimPrefix(e.Kind.String(), "AEXPR_")
 	switch e.Kind {
 	case pg.A_Expr_Kind_AEXPR_OP_ANY, pg.A_Expr_Kind_AEXPR_OP_ALL:
 		name = op + " " + strings.TrimPrefix(name, "OP_") + "(array)"

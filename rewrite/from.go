@@ -113,12 +113,12 @@ func (a *analysis) joinExpr(j *pg.JoinExpr, sc *scope) error {
 		return err
 	}
 	left, right := sc.rtes[start:mid], sc.rtes[mid:]
+	li, ri := starOf(left), starOf(right)
 	using := make([]string, 0, len(j.UsingClause))
 	for _, u := range j.UsingClause {
 		using = append(using, u.GetString_().GetSval())
 	}
 	if j.IsNatural {
-		li, ri := starOf(left), starOf(right)
 		if hasSegment(li) || hasSegment(ri) {
 			if mayCarry(li) || mayCarry(ri) {
 				return refuse("NATURAL JOIN of a table with encrypted columns needs catalog information; use JOIN ... ON")
@@ -133,29 +133,55 @@ func (a *analysis) joinExpr(j *pg.JoinExpr, sc *scope) error {
 			}
 		}
 	}
+	// SELECT * over a join lists the USING columns once, first, then the
+	// other columns of each side.
+	var items []outItem
 	for _, name := range using {
 		lv, rv := lookupIn(left, name), lookupIn(right, name)
 		if err := a.compare(lv, rv, "JOIN USING"); err != nil {
 			return err
+		}
+		v := lv
+		if v.kind != vCol {
+			v = rv
+		}
+		if j.Jointype == pg.JoinType_JOIN_FULL || j.Jointype == pg.JoinType_JOIN_RIGHT {
+			v = v.indirect()
+		}
+		items = append(items, outItem{name: name, val: v})
+	}
+	for _, side := range [][]outItem{li, ri} {
+		for _, it := range side {
+			if it.seg != nil || !slices.Contains(using, it.name) {
+				items = append(items, it)
+			}
 		}
 	}
 	if err := a.use(a.expr(j.Quals, sc))("JOIN condition"); err != nil {
 		return err
 	}
 	if j.Alias != nil {
-		items, err := renameItems(starOf(sc.rtes[start:]), j.Alias.Colnames)
+		named, err := renameItems(items, j.Alias.Colnames)
 		if err != nil {
 			return err
 		}
-		sc.rtes = append(sc.rtes[:start], &rte{refname: j.Alias.Aliasname, items: items})
+		sc.rtes = append(sc.rtes[:start], &rte{refname: j.Alias.Aliasname, items: named})
+		return nil
 	}
+	for _, r := range sc.rtes[start:] {
+		r.inJoin = true
+	}
+	sc.rtes = append(sc.rtes, &rte{isJoin: true, items: items})
 	return nil
 }
 
+// starOf expands * over entries, through joins.
 func starOf(rtes []*rte) []outItem {
 	var out []outItem
 	for _, r := range rtes {
-		out = append(out, r.star()...)
+		if !r.inJoin {
+			out = append(out, r.star()...)
+		}
 	}
 	return out
 }

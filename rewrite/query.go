@@ -225,11 +225,7 @@ func (a *analysis) expandStar(cr *pg.ColumnRef, sc *scope) ([]outItem, error) {
 	var r *rte
 	switch len(names) {
 	case 0:
-		var out []outItem
-		for _, r := range sc.rtes {
-			out = append(out, r.star()...)
-		}
-		return out, nil
+		return starOf(sc.rtes), nil
 	case 1:
 		r = sc.findRTE("", names[0])
 	case 2:

@@ -82,6 +82,8 @@ type rte struct {
 	isView    bool          // a view whose definition reaches a policy table
 	opaque    bool          // columns unknown: a base relation without catalog information
 	items     []outItem     // columns in order (opaque: one segment)
+	isJoin    bool          // an unaliased JOIN: only its star matters
+	inJoin    bool          // part of a JOIN: expanded through the join's star
 }
 
 type lookupResult uint8
@@ -214,6 +216,9 @@ func (s *scope) resolveColumn(name string) (value, error) {
 	for ; s != nil; s = s.parent {
 		best, got, any := plain, false, false
 		for _, r := range s.rtes {
+			if r.isJoin {
+				continue
+			}
 			v, lr := r.lookup(name)
 			switch lr {
 			case found:
@@ -243,6 +248,9 @@ func (s *scope) resolveColumn(name string) (value, error) {
 // visible reports whether a name is (or may be) a column at this level.
 func (s *scope) hasColumn(name string) bool {
 	for _, r := range s.rtes {
+		if r.isJoin {
+			continue
+		}
 		if _, lr := r.lookup(name); lr != notFound {
 			return true
 		}
