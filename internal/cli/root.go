@@ -39,6 +39,7 @@ func newRootCmd(s streams) *cobra.Command {
 	root.AddCommand(
 		newVersionCmd(s),
 		newServeCmd(s),
+		newDevCmd(s),
 		newKeysCmd(s),
 		newAuditCmd(s),
 	)

@@ -33,23 +33,29 @@ type serveConfig struct {
 	AuthMode        string
 	MaxMessageSize  int
 	ShutdownTimeout time.Duration
+	Policy          string
+	KeystorePath    string
+	MasterKey       string
 }
 
 // serveKeys maps configuration keys to flag names; the environment variable
 // is PGSEAL_ + the key upper-cased with dots as underscores.
 var serveKeys = map[string]string{
-	"listen":           "listen",
-	"upstream":         "upstream",
-	"tls.cert":         "tls-cert",
-	"tls.key":          "tls-key",
-	"tls.client_ca":    "tls-client-ca",
-	"tls.require":      "tls-require",
-	"tls.min_version":  "tls-min-version",
-	"log.level":        "log-level",
-	"log.format":       "log-format",
-	"auth.mode":        "auth-mode",
-	"max_message_size": "max-message-size",
-	"shutdown_timeout": "shutdown-timeout",
+	"listen":              "listen",
+	"upstream":            "upstream",
+	"tls.cert":            "tls-cert",
+	"tls.key":             "tls-key",
+	"tls.client_ca":       "tls-client-ca",
+	"tls.require":         "tls-require",
+	"tls.min_version":     "tls-min-version",
+	"log.level":           "log-level",
+	"log.format":          "log-format",
+	"auth.mode":           "auth-mode",
+	"max_message_size":    "max-message-size",
+	"shutdown_timeout":    "shutdown-timeout",
+	"policy":              "policy",
+	"keystore.path":       "keystore",
+	"keystore.master_key": "master-key",
 }
 
 func addServeFlags(cmd *cobra.Command) {
@@ -67,6 +73,9 @@ func addServeFlags(cmd *cobra.Command) {
 	f.String("auth-mode", "auto", "how client credentials reach PostgreSQL: auto, relay or password")
 	f.Int("max-message-size", proxy.DefaultMaxMessageSize, "largest protocol message accepted from either peer, in bytes")
 	f.Duration("shutdown-timeout", 30*time.Second, "on SIGTERM, how long sessions may run before they are closed")
+	f.String("policy", "", "policy YAML naming the encrypted columns (without it pgseal only proxies)")
+	f.String("keystore", "", "keystore file")
+	f.String("master-key", "", "master-key source: file:PATH, env:VAR or passphrase")
 }
 
 // loadServeConfig reads the configuration with one viper instance.
@@ -88,6 +97,9 @@ func loadServeConfig(cmd *cobra.Command) (*serveConfig, error) {
 		AuthMode:        v.GetString("auth.mode"),
 		MaxMessageSize:  v.GetInt("max_message_size"),
 		ShutdownTimeout: v.GetDuration("shutdown_timeout"),
+		Policy:          v.GetString("policy"),
+		KeystorePath:    v.GetString("keystore.path"),
+		MasterKey:       v.GetString("keystore.master_key"),
 	}
 	if c.Upstream == "" {
 		return nil, withCode(ExitConfig, errors.New("upstream is required (--upstream or PGSEAL_UPSTREAM)"))
@@ -168,6 +180,15 @@ func runServe(ctx context.Context, s streams, cfg *serveConfig, ready func(addr 
 		opts = append(opts, proxy.WithClientTLS(tc))
 	} else if cfg.TLSRequire {
 		return withCode(ExitConfig, errors.New("tls.cert and tls.key are required while tls.require is on"))
+	}
+	dp, err := newDataPath(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	if dp != nil {
+		opts = append(opts, proxy.WithDataPath(dp))
+	} else {
+		log.Warn().Msg("no policy configured: pgseal forwards everything unencrypted")
 	}
 	srv := proxy.New(up, opts...)
 	var lc net.ListenConfig

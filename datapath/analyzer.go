@@ -1,0 +1,83 @@
+package datapath
+
+import (
+	"errors"
+
+	"github.com/pgseal/pgseal/policy"
+	"github.com/pgseal/pgseal/proxy"
+	"github.com/pgseal/pgseal/rewrite"
+)
+
+// RewriteAnalyzer adapts a rewrite.Analyzer (statement analysis with
+// PostgreSQL's own parser) to the data path. It is immutable.
+type RewriteAnalyzer struct {
+	A *rewrite.Analyzer
+}
+
+// Analyze implements Analyzer.
+func (r RewriteAnalyzer) Analyze(sql string, searchPath []string, prepared func(string) []*policy.Column, enc Encrypter) Analysis {
+	plan, err := r.A.Analyze(sql, searchPath)
+	if err != nil {
+		return Analysis{Refusal: refusalOf(err)}
+	}
+	an := Analysis{SQL: sql, Passthrough: plan.IsPassthrough()}
+	// A text that the analyzer had to parse may mention a policy table:
+	// follow its results (RowDescription decides what to decrypt).
+	an.Touches = !an.Passthrough || len(plan.Statements) > 0
+	if an.Passthrough && !an.Touches {
+		return an
+	}
+	for i, st := range plan.Statements {
+		if i == 0 {
+			an.Params = st.Params
+		}
+		var res []*policy.Column
+		for j, rc := range st.Results {
+			if rc.Column != nil {
+				if res == nil {
+					res = make([]*policy.Column, len(st.Results))
+				}
+				res[j] = rc.Column
+			}
+		}
+		an.Results = append(an.Results, res)
+		if st.SearchPath != nil {
+			an.SearchPath = st.SearchPath.Path
+			an.SearchPathChanged = true
+		}
+		if st.Prepare != nil {
+			an.PrepareName = st.Prepare.Name
+			if st.Prepare.Statement != nil {
+				an.PrepareParams = st.Prepare.Statement.Params
+			}
+		}
+		if st.Execute != nil && st.Execute.Args > 0 && hasColumn(prepared(st.Execute.Name)) {
+			// Arguments of EXECUTE bound for policy columns would have
+			// to be encrypted in the text; refuse rather than send them.
+			return Analysis{Refusal: proxy.Errorf(proxy.CodeFeatureNotSupported,
+				"pgseal: EXECUTE %s with arguments for encrypted columns is not supported; use the extended protocol (bind parameters)", st.Execute.Name)}
+		}
+	}
+	if plan.NeedsRewrite() {
+		out, err := plan.Rewrite(sql, func(lit rewrite.Literal) ([]byte, error) {
+			return enc(lit.Column, lit.Value)
+		})
+		if err != nil {
+			var pe *proxy.Error
+			if errors.As(err, &pe) {
+				return Analysis{Refusal: pe}
+			}
+			return Analysis{Refusal: proxy.Errorf(proxy.CodeInvalidTextRepr, "pgseal: a literal is not a valid value for its encrypted column")}
+		}
+		an.SQL = out
+	}
+	return an
+}
+
+func refusalOf(err error) *proxy.Error {
+	var rf *rewrite.Refusal
+	if errors.As(err, &rf) {
+		return proxy.Errorf(rf.SQLState, "%s", rf.Message)
+	}
+	return proxy.Errorf(proxy.CodeFeatureNotSupported, "pgseal: statement refused: it cannot be analysed")
+}

@@ -1,0 +1,405 @@
+package datapath
+
+import (
+	"encoding/hex"
+	"errors"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/pgseal/pgseal/codec"
+	"github.com/pgseal/pgseal/envelope"
+	"github.com/pgseal/pgseal/policy"
+	"github.com/pgseal/pgseal/proxy"
+)
+
+// errUndecryptable is reported, opaquely, when a stored value does not open.
+var errUndecryptable = errors.New("value could not be decrypted")
+
+// Server implements proxy.SessionFilter: it handles one server message in
+// the context of the client message that caused it.
+func (s *session) Server(typ byte, frame []byte, down proxy.Writer) error {
+	switch typ {
+	case 'S':
+		s.trackParameter(frame)
+		_, err := down.Write(frame)
+		return err
+	case 'N', 'A', 'd', 'c', 'G', 'H', 'W':
+		// Asynchronous messages and COPY data: through unchanged.
+		_, err := down.Write(frame)
+		return err
+	}
+	s.mu.Lock()
+	var head *expect
+	if len(s.queue) > 0 {
+		head = &s.queue[0]
+	}
+	s.mu.Unlock()
+	if head == nil {
+		_, err := down.Write(frame)
+		return err
+	}
+	switch typ {
+	case '1', '2', '3', 'V': // ParseComplete, BindComplete, CloseComplete, FunctionCallResponse
+		swallow := head.kind == expInjectedDescribe
+		s.pop()
+		if swallow {
+			return nil
+		}
+	case 't':
+		return s.paramDescription(head, frame, down)
+	case 'T':
+		return s.rowDescription(head, frame, down)
+	case 'n': // NoData
+		kind := head.kind
+		if kind == expDescribeStmt || kind == expDescribePortal || kind == expInjectedDescribe {
+			s.pop()
+		}
+		if kind == expInjectedDescribe {
+			return nil
+		}
+	case 'D':
+		return s.dataRow(head, frame, down)
+	case 'C', 'I', 's':
+		return s.resultEnd(head, typ, frame, down)
+	case 'E':
+		return s.errorResponse(head, frame, down)
+	case 'Z':
+		var rfq pgproto3.ReadyForQuery
+		rfq.Decode(frame[5:])
+		s.mu.Lock()
+		s.txStatus = rfq.TxStatus
+		if len(s.queue) > 0 {
+			s.queue = s.queue[1:]
+		}
+		if len(s.queue) == 0 {
+			s.queue = nil
+		}
+		s.mu.Unlock()
+		if head.kind == expCatalog {
+			s.finishCatalog(head.query)
+			return nil
+		}
+	}
+	_, err := down.Write(frame)
+	return err
+}
+
+func (s *session) pop() {
+	s.mu.Lock()
+	if len(s.queue) > 0 {
+		s.queue = s.queue[1:]
+	}
+	s.mu.Unlock()
+}
+
+// paramDescription shows the declared types of policy parameters.
+func (s *session) paramDescription(head *expect, frame []byte, down proxy.Writer) error {
+	if head.kind != expDescribeStmt || head.stmt == nil || !hasColumn(head.stmt.params) {
+		_, err := down.Write(frame)
+		return err
+	}
+	var pd pgproto3.ParameterDescription
+	if err := pd.Decode(frame[5:]); err != nil {
+		return err
+	}
+	for i, col := range head.stmt.params {
+		if col != nil && i < len(pd.ParameterOIDs) {
+			pd.ParameterOIDs[i] = col.Type.OID()
+		}
+	}
+	return s.writeServerMsg(down, &pd)
+}
+
+// rowDescription records the layout of a result and shows policy columns
+// with their declared types.
+func (s *session) rowDescription(head *expect, frame []byte, down proxy.Writer) error {
+	var rd pgproto3.RowDescription
+	if err := rd.Decode(frame[5:]); err != nil {
+		return err
+	}
+	cd := s.cat.data.Load()
+	var lineage []*policy.Column
+	if head.kind == expQuery && head.query.an != nil && head.query.index < len(head.query.an.Results) {
+		lineage = head.query.an.Results[head.query.index]
+	} else if head.stmt != nil && len(head.stmt.an.Results) > 0 {
+		lineage = head.stmt.an.Results[0]
+	} else if head.portal != nil && head.portal.stmt != nil && len(head.portal.stmt.an.Results) > 0 {
+		lineage = head.portal.stmt.an.Results[0]
+	}
+	var fields []field
+	for i := range rd.Fields {
+		f := &rd.Fields[i]
+		col := cd.lookup(f.TableOID, int16(f.TableAttributeNumber))
+		if col == nil && i < len(lineage) {
+			col = lineage[i]
+		}
+		if col == nil {
+			continue
+		}
+		if fields == nil {
+			fields = make([]field, len(rd.Fields))
+		}
+		fields[i] = field{col: col, format: f.Format}
+		f.DataTypeOID = col.Type.OID()
+		f.DataTypeSize = typeSize(col.Type)
+		f.TypeModifier = -1
+	}
+	switch head.kind {
+	case expQuery, expCatalog:
+		head.query.fields = fields
+		if head.query.swallow {
+			return nil
+		}
+	case expDescribeStmt:
+		if head.stmt != nil {
+			head.stmt.fields = fields
+		}
+		s.pop()
+	case expDescribePortal, expInjectedDescribe:
+		if head.portal != nil {
+			head.portal.fields = fields
+		}
+		s.pop()
+		if head.kind == expInjectedDescribe {
+			return nil
+		}
+	}
+	if fields == nil {
+		_, err := down.Write(frame)
+		return err
+	}
+	return s.writeServerMsg(down, &rd)
+}
+
+// dataRow decrypts the policy columns of a row.
+func (s *session) dataRow(head *expect, frame []byte, down proxy.Writer) error {
+	var fields []field
+	switch head.kind {
+	case expQuery, expCatalog:
+		q := head.query
+		if q.swallow {
+			var dr pgproto3.DataRow
+			if err := dr.Decode(frame[5:]); err != nil {
+				return err
+			}
+			row := make([]string, len(dr.Values))
+			for i, v := range dr.Values {
+				row[i] = string(v)
+			}
+			q.catalog = append(q.catalog, row)
+			return nil
+		}
+		if q.failed {
+			return nil
+		}
+		fields = q.fields
+	case expExecute:
+		if head.portal != nil {
+			fields = head.portal.fields
+		}
+	case expFailedExecute:
+		return nil
+	}
+	if fields == nil {
+		_, err := down.Write(frame)
+		return err
+	}
+	row := &s.row
+	if err := row.Decode(frame[5:]); err != nil {
+		return err
+	}
+	out := s.vbuf[:0]
+	starts := make([]int, 0, len(fields))
+	n := 0
+	for i, v := range row.Values {
+		if i >= len(fields) || fields[i].col == nil || v == nil {
+			starts = append(starts, -1)
+			continue
+		}
+		start := len(out)
+		var err error
+		out, err = s.decryptValue(out, fields[i], v)
+		if err != nil {
+			s.dp.obs.DecryptFailed(fields[i].col.String())
+			return s.failResult(head, fields[i].col, down)
+		}
+		starts = append(starts, start)
+		n++
+	}
+	// Point the row at the decrypted values only now: out may have moved
+	// while growing.
+	for i, st := range starts {
+		if st < 0 {
+			continue
+		}
+		end := len(out)
+		for _, nx := range starts[i+1:] {
+			if nx >= 0 {
+				end = nx
+				break
+			}
+		}
+		row.Values[i] = out[st:end]
+	}
+	s.vbuf = out
+	s.dp.obs.Decrypted(n)
+	return s.writeServerMsg(down, row)
+}
+
+// decryptValue appends the client's representation of one stored value.
+func (s *session) decryptValue(dst []byte, f field, v []byte) ([]byte, error) {
+	ct := v
+	if f.format == codec.TextFormat {
+		if len(v) < 2 || v[0] != '\\' || v[1] != 'x' {
+			return dst, errUndecryptable
+		}
+		buf := make([]byte, hex.DecodedLen(len(v)-2))
+		if _, err := hex.Decode(buf, v[2:]); err != nil {
+			return dst, errUndecryptable
+		}
+		ct = buf
+	}
+	c, err := s.snapshot().Ciphers.Column(f.col)
+	if err != nil {
+		return dst, err
+	}
+	plain, err := c.Open(nil, ct)
+	if err != nil {
+		return dst, envelope.ErrDecrypt
+	}
+	return s.codec().Encode(dst, f.col.Type, f.format, plain)
+}
+
+// failResult replaces the rest of a result with an error when a value does
+// not decrypt. The error says which column, never why.
+func (s *session) failResult(head *expect, col *policy.Column, down proxy.Writer) error {
+	e := proxy.Errorf("XX001", "pgseal: a value of %s could not be decrypted", col)
+	switch head.kind {
+	case expQuery:
+		head.query.failed = true
+	case expExecute:
+		if head.portal != nil {
+			head.portal.fields = nil
+		}
+		// Swallow the rest of this result: mark the expectation failed.
+		head.kind = expFailedExecute
+	}
+	return s.writeServerMsg(down, errorResponse(e))
+}
+
+// resultEnd handles CommandComplete, EmptyQueryResponse and PortalSuspended.
+func (s *session) resultEnd(head *expect, typ byte, frame []byte, down proxy.Writer) error {
+	if typ == 'C' {
+		var cc pgproto3.CommandComplete
+		if cc.Decode(frame[5:]) == nil && ddlTag(cc.CommandTag) {
+			s.cat.stale.Store(true)
+		}
+	}
+	switch head.kind {
+	case expQuery, expCatalog:
+		q := head.query
+		q.index++
+		q.fields = nil
+		wasFailed := q.failed
+		q.failed = false
+		if q.swallow || wasFailed {
+			return nil
+		}
+	case expExecute:
+		s.pop()
+	case expFailedExecute:
+		s.pop()
+		return nil
+	}
+	_, err := down.Write(frame)
+	return err
+}
+
+// errorResponse replaces the server's error for a refused message, and
+// drops the responses the server will now skip (up to Sync).
+func (s *session) errorResponse(head *expect, frame []byte, down proxy.Writer) error {
+	refusal := head.refusal
+	s.mu.Lock()
+	switch head.kind {
+	case expQuery, expCatalog:
+		// The rest of the query is skipped; ReadyForQuery ends it.
+	default:
+		i := 0
+		for i < len(s.queue) && s.queue[i].kind != expSync {
+			i++
+		}
+		s.queue = s.queue[i:]
+	}
+	s.mu.Unlock()
+	if head.kind == expCatalog {
+		// The catalog could not be read (the role may lack rights on
+		// pg_catalog views): proceed with what RowDescription says.
+		head.query.swallow = true
+		return nil
+	}
+	if refusal != nil {
+		s.dp.obs.Refused("", "", refusal.Message)
+		return s.writeServerMsg(down, errorResponse(refusal))
+	}
+	_, err := down.Write(frame)
+	return err
+}
+
+// finishCatalog installs the catalog an injected query read.
+func (s *session) finishCatalog(q *queryState) {
+	snap := s.snapshot()
+	var tables [][]string
+	for _, r := range q.catalog {
+		if len(r) == 5 {
+			tables = append(tables, r)
+		} else if len(r) == 1 {
+			s.setSearchPath(r[0])
+		}
+	}
+	s.cat.data.Store(buildCatalog(snap.Policy, tables))
+	select {
+	case <-s.ready:
+	default:
+		close(s.ready)
+	}
+}
+
+func (s *session) writeServerMsg(w proxy.Writer, msg pgproto3.Message) error {
+	b, err := msg.Encode(s.sbuf[:0])
+	if err != nil {
+		return err
+	}
+	s.sbuf = b
+	_, err = w.Write(b)
+	return err
+}
+
+func errorResponse(e *proxy.Error) *pgproto3.ErrorResponse {
+	return &pgproto3.ErrorResponse{Severity: "ERROR", SeverityUnlocalized: "ERROR", Code: e.Code, Message: e.Message, Detail: e.Detail, Hint: e.Hint}
+}
+
+func hasColumn(cols []*policy.Column) bool {
+	for _, c := range cols {
+		if c != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// typeSize is pg_type.typlen of a declared type.
+func typeSize(t codec.Type) int16 {
+	switch t {
+	case codec.Bool:
+		return 1
+	case codec.Int2:
+		return 2
+	case codec.Int4, codec.Float4, codec.Date:
+		return 4
+	case codec.Int8, codec.Float8, codec.Timestamp, codec.Timestamptz:
+		return 8
+	case codec.UUID:
+		return 16
+	}
+	return -1
+}

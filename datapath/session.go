@@ -1,0 +1,395 @@
+package datapath
+
+import (
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/pgseal/pgseal/codec"
+	"github.com/pgseal/pgseal/policy"
+	"github.com/pgseal/pgseal/proxy"
+)
+
+// poisonSQL fails at parse analysis in every PostgreSQL: no role can create a
+// relation of that name in pg_catalog. pgseal sends it in place of a refused
+// statement so that the server's transaction and pipeline state follow the
+// failure, and replaces the server's error with the refusal.
+const poisonSQL = `SELECT FROM pg_catalog."pgseal: statement refused"`
+
+// catalogWait bounds the wait for the first catalog load of a session.
+const catalogWait = 30 * time.Second
+
+// poisonStatement names no prepared statement; a Bind to it fails.
+const poisonStatement = "pgseal\x01refused"
+
+// expectKind says which message a pending server response answers.
+type expectKind uint8
+
+const (
+	expParse expectKind = iota + 1
+	expBind
+	expDescribeStmt
+	expDescribePortal
+	expExecute
+	expClose
+	expSync
+	expQuery
+	expFunctionCall
+	expCatalog // injected catalog and search_path query, swallowed whole
+	expInjectedDescribe
+	expFailedExecute // an Execute whose rows failed to decrypt: the rest is swallowed
+)
+
+// expect is one response the session waits for from the server.
+type expect struct {
+	kind    expectKind
+	refusal *proxy.Error // replaces the server's error for this message
+	stmt    *stmt
+	portal  *portal
+	query   *queryState
+}
+
+// stmt is a prepared statement as the data path knows it.
+type stmt struct {
+	an     *Analysis
+	params []*policy.Column // by parameter index
+	fields []field          // from Describe of the statement (formats unknown)
+}
+
+// portal is a bound portal.
+type portal struct {
+	stmt   *stmt
+	fields []field // layout of the rows Execute returns; nil: pass rows through
+}
+
+// field is one result column as the data path handles it.
+type field struct {
+	col    *policy.Column // nil: not encrypted
+	format int16          // format the server sends and the client asked for
+}
+
+// queryState follows a simple Query through its statements.
+type queryState struct {
+	an      *Analysis
+	index   int     // statement being answered
+	fields  []field // layout of the current result
+	failed  bool
+	catalog [][]string // rows of an injected catalog query
+	swallow bool
+}
+
+// session is the data-path filter of one proxy session.
+type session struct {
+	dp   *DataPath
+	info proxy.SessionInfo
+	cat  *catalog
+	csp  atomic.Pointer[codec.Session]
+
+	// Guarded by mu: shared by the client and server goroutines.
+	mu         sync.Mutex
+	queue      []expect
+	stmts      map[string]*stmt
+	portals    map[string]*portal
+	sqlPrep    map[string]*stmt // SQL-level PREPARE
+	searchPath []string
+	txStatus   byte
+	ready      chan struct{}     // closed once the first catalog load is in
+	params     map[string]string // server parameters (TimeZone, DateStyle)
+	started    bool
+
+	// Client goroutine only.
+	cbuf  []byte
+	bind  pgproto3.Bind
+	parse pgproto3.Parse
+	// Server goroutine only.
+	sbuf []byte
+	row  pgproto3.DataRow
+	vbuf []byte
+}
+
+func newSession(d *DataPath, info proxy.SessionInfo) *session {
+	s := &session{
+		dp:       d,
+		info:     info,
+		cat:      d.catalogFor(info.Database),
+		params:   info.Server,
+		stmts:    make(map[string]*stmt),
+		portals:  make(map[string]*portal),
+		sqlPrep:  make(map[string]*stmt),
+		txStatus: 'I',
+		ready:    make(chan struct{}),
+		// PostgreSQL's default until the server tells the real one.
+		searchPath: []string{info.User, "public"},
+	}
+	s.csp.Store(codecSession(info.Server))
+	return s
+}
+
+// codec returns the value codec settings in force.
+func (s *session) codec() *codec.Session { return s.csp.Load() }
+
+// Close implements proxy.SessionFilter.
+func (s *session) Close() {}
+
+func (s *session) push(e expect) {
+	s.mu.Lock()
+	s.queue = append(s.queue, e)
+	s.mu.Unlock()
+}
+
+// Client implements proxy.SessionFilter: it handles one client message.
+func (s *session) Client(typ byte, frame []byte, up proxy.Writer) error {
+	if !s.started {
+		// Before the first statement: learn the catalog and the
+		// search_path, and wait for them, so the first statement is
+		// analysed with both. Nothing else is in flight at this point.
+		s.started = true
+		if err := s.injectCatalog(up); err != nil {
+			return err
+		}
+		if f, ok := up.(interface{ Flush() error }); ok {
+			if err := f.Flush(); err != nil {
+				return err
+			}
+		}
+		select {
+		case <-s.ready:
+		case <-time.After(catalogWait):
+			return proxy.Errorf(proxy.CodeConnectionFailure, "pgseal: the database did not answer the catalog query")
+		}
+	} else if s.cat.stale.Load() && s.idle() {
+		if err := s.injectCatalog(up); err != nil {
+			return err
+		}
+	}
+	switch typ {
+	case 'Q':
+		return s.clientQuery(frame, up)
+	case 'P':
+		return s.clientParse(frame, up)
+	case 'B':
+		return s.clientBind(frame, up)
+	case 'D':
+		return s.clientDescribe(frame, up)
+	case 'E':
+		return s.clientExecute(frame, up)
+	case 'C':
+		return s.clientClose(frame, up)
+	case 'S':
+		s.push(expect{kind: expSync})
+	case 'F':
+		s.push(expect{kind: expFunctionCall})
+	}
+	_, err := up.Write(frame)
+	return err
+}
+
+// idle reports whether no response is outstanding and no transaction has
+// failed, so an injected query can neither interleave nor fail.
+func (s *session) idle() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.queue) == 0 && s.txStatus != 'E'
+}
+
+func (s *session) injectCatalog(up proxy.Writer) error {
+	snap := s.dp.Snapshot()
+	s.cat.stale.Store(false)
+	q := &queryState{swallow: true}
+	s.push(expect{kind: expCatalog, query: q})
+	b, err := (&pgproto3.Query{String: catalogQuery(snap.Policy)}).Encode(s.cbuf[:0])
+	if err != nil {
+		return err
+	}
+	s.cbuf = b
+	_, err = up.Write(b)
+	return err
+}
+
+func (s *session) snapshot() *Snapshot { return s.dp.Snapshot() }
+
+// encrypter returns the function that encrypts literals.
+func (s *session) encrypter(snap *Snapshot) Encrypter {
+	return func(col *policy.Column, text string) ([]byte, error) {
+		canon, err := s.codec().Canonical(nil, col.Type, codec.TextFormat, []byte(text))
+		if err != nil {
+			return nil, err
+		}
+		c, err := snap.Ciphers.Column(col)
+		if err != nil {
+			return nil, err
+		}
+		s.dp.obs.Encrypted(1)
+		return c.Seal(nil, canon)
+	}
+}
+
+func (s *session) analyze(sql string) Analysis {
+	snap := s.snapshot()
+	s.mu.Lock()
+	path := s.searchPath
+	s.mu.Unlock()
+	prepared := func(name string) []*policy.Column {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if st, ok := s.sqlPrep[name]; ok {
+			return st.params
+		}
+		return nil
+	}
+	an := snap.Analyzer.Analyze(sql, path, prepared, s.encrypter(snap))
+	if an.Refusal != nil {
+		s.dp.obs.Statement("query", "refused")
+	} else if an.Passthrough {
+		s.dp.obs.Statement("query", "passed")
+	} else {
+		s.dp.obs.Statement("query", "rewritten")
+	}
+	if an.SearchPathChanged {
+		s.mu.Lock()
+		if an.SearchPath != nil {
+			s.searchPath = an.SearchPath
+		}
+		s.mu.Unlock()
+		// Read the effective path back from the server at the next idle
+		// point ("$user", RESET and failed SETs included).
+		s.cat.stale.Store(true)
+	}
+	return an
+}
+
+func (s *session) clientQuery(frame []byte, up proxy.Writer) error {
+	var q pgproto3.Query
+	if err := q.Decode(frame[5:]); err != nil {
+		return proxy.Errorf(proxy.CodeProtocolViolation, "invalid Query message")
+	}
+	an := s.analyze(q.String)
+	e := expect{kind: expQuery, query: &queryState{an: &an}}
+	text := an.SQL
+	switch {
+	case an.Refusal != nil:
+		e.refusal = an.Refusal
+		text = poisonSQL
+	case an.Passthrough:
+		s.push(e)
+		_, err := up.Write(frame)
+		return err
+	}
+	if an.PrepareName != "" {
+		s.mu.Lock()
+		s.sqlPrep[an.PrepareName] = &stmt{an: &an, params: an.PrepareParams}
+		s.mu.Unlock()
+	}
+	s.push(e)
+	return s.writeMsg(up, &pgproto3.Query{String: text})
+}
+
+func (s *session) clientParse(frame []byte, up proxy.Writer) error {
+	p := &s.parse
+	if err := p.Decode(frame[5:]); err != nil {
+		return proxy.Errorf(proxy.CodeProtocolViolation, "invalid Parse message")
+	}
+	an := s.analyze(p.Query)
+	st := &stmt{an: &an, params: an.Params}
+	e := expect{kind: expParse, stmt: st}
+	s.mu.Lock()
+	s.stmts[p.Name] = st
+	s.mu.Unlock()
+	switch {
+	case an.Refusal != nil:
+		e.refusal = an.Refusal
+		s.push(e)
+		return s.writeMsg(up, &pgproto3.Parse{Name: p.Name, Query: poisonSQL})
+	case an.Passthrough:
+		s.push(e)
+		_, err := up.Write(frame)
+		return err
+	}
+	oids := p.ParameterOIDs
+	for i, col := range an.Params {
+		if col == nil {
+			continue
+		}
+		// Policy parameters are bytea to the server whatever type the
+		// client declared; ParameterDescription shows the declared type.
+		if i < len(oids) && oids[i] != 0 {
+			oids[i] = codec.OIDBytea
+		}
+	}
+	s.push(e)
+	return s.writeMsg(up, &pgproto3.Parse{Name: p.Name, Query: an.SQL, ParameterOIDs: oids})
+}
+
+func (s *session) clientDescribe(frame []byte, up proxy.Writer) error {
+	var d pgproto3.Describe
+	if err := d.Decode(frame[5:]); err != nil {
+		return proxy.Errorf(proxy.CodeProtocolViolation, "invalid Describe message")
+	}
+	s.mu.Lock()
+	e := expect{kind: expDescribePortal}
+	if d.ObjectType == 'S' {
+		e.kind, e.stmt = expDescribeStmt, s.stmts[d.Name]
+	} else {
+		e.portal = s.portals[d.Name]
+	}
+	s.queue = append(s.queue, e)
+	s.mu.Unlock()
+	_, err := up.Write(frame)
+	return err
+}
+
+func (s *session) clientExecute(frame []byte, up proxy.Writer) error {
+	var ex pgproto3.Execute
+	if err := ex.Decode(frame[5:]); err != nil {
+		return proxy.Errorf(proxy.CodeProtocolViolation, "invalid Execute message")
+	}
+	s.mu.Lock()
+	s.queue = append(s.queue, expect{kind: expExecute, portal: s.portals[ex.Portal]})
+	s.mu.Unlock()
+	_, err := up.Write(frame)
+	return err
+}
+
+func (s *session) clientClose(frame []byte, up proxy.Writer) error {
+	var c pgproto3.Close
+	if err := c.Decode(frame[5:]); err != nil {
+		return proxy.Errorf(proxy.CodeProtocolViolation, "invalid Close message")
+	}
+	s.mu.Lock()
+	if c.ObjectType == 'S' {
+		delete(s.stmts, c.Name)
+	} else {
+		delete(s.portals, c.Name)
+	}
+	s.queue = append(s.queue, expect{kind: expClose})
+	s.mu.Unlock()
+	_, err := up.Write(frame)
+	return err
+}
+
+// writeMsg encodes msg into the client-side scratch buffer and writes it.
+func (s *session) writeMsg(w proxy.Writer, msg pgproto3.Message) error {
+	b, err := msg.Encode(s.cbuf[:0])
+	if err != nil {
+		return err
+	}
+	s.cbuf = b
+	_, err = w.Write(b)
+	return err
+}
+
+// setSearchPath records the search_path the server reported.
+func (s *session) setSearchPath(csv string) {
+	var path []string
+	for _, p := range strings.Split(csv, ",") {
+		if p != "" {
+			path = append(path, p)
+		}
+	}
+	s.mu.Lock()
+	s.searchPath = path
+	s.mu.Unlock()
+}
