@@ -1,7 +1,6 @@
 package codec
 
 import (
-	"encoding/binary"
 	"math"
 	"time"
 )
@@ -112,8 +111,9 @@ func offsetAt(loc *time.Location, pgSec int64) int64 {
 	return int64(off)
 }
 
-// localToUTC converts a wall-clock time in loc (seconds since 2000-01-01 on
-// the local clock) to the UTC offset that applies. At a transition the
+// localOffset returns the UTC offset (seconds east) that applies to a
+// wall-clock time in loc, given in seconds since 2000-01-01 on the local
+// clock. At a transition the
 // choice follows PostgreSQL: a wall time that does not exist or exists
 // twice gets the offset that yields the later instant.
 func localOffset(loc *time.Location, localSec int64) int64 {
@@ -138,8 +138,6 @@ func localOffset(loc *time.Location, localSec int64) int64 {
 func pgMicros(t time.Time) int64 {
 	return (t.Unix()-unixToPGSecs)*usPerSec + int64(t.Nanosecond()/1000)
 }
-
-// ---- output ----
 
 func appendPadded(dst []byte, v int64, width int) []byte {
 	var buf [24]byte
@@ -209,64 +207,4 @@ func appendOffset(dst []byte, off int64) []byte {
 		}
 	}
 	return dst
-}
-
-func encodeDate(dst []byte, format int16, c []byte) ([]byte, error) {
-	if len(c) != 4 {
-		return dst, corruptErr(Date, format)
-	}
-	days := int64(int32(binary.BigEndian.Uint32(c)))
-	if days != dateNegInfinity && days != datePosInfinity && (days < dateMinDays || days >= dateEndDays) {
-		return dst, corruptErr(Date, format)
-	}
-	if format == BinaryFormat {
-		return append(dst, c...), nil
-	}
-	switch days {
-	case dateNegInfinity:
-		return append(dst, "-infinity"...), nil
-	case datePosInfinity:
-		return append(dst, "infinity"...), nil
-	}
-	dst, bc := appendYMD(dst, days)
-	if bc {
-		dst = append(dst, " BC"...)
-	}
-	return dst, nil
-}
-
-func (s *Session) encodeTimestamp(dst []byte, t Type, format int16, c []byte) ([]byte, error) {
-	if len(c) != 8 {
-		return dst, corruptErr(t, format)
-	}
-	ts := int64(binary.BigEndian.Uint64(c))
-	if ts != tsNegInfinity && ts != tsPosInfinity && (ts < timestampMin || ts >= timestampEnd) {
-		return dst, corruptErr(t, format)
-	}
-	if format == BinaryFormat {
-		return append(dst, c...), nil
-	}
-	switch ts {
-	case tsNegInfinity:
-		return append(dst, "-infinity"...), nil
-	case tsPosInfinity:
-		return append(dst, "infinity"...), nil
-	}
-	var off int64
-	if t == Timestamptz {
-		sec, _ := floorDiv(ts, usPerSec)
-		off = offsetAt(s.location(), sec)
-		ts += off * usPerSec
-	}
-	days, us := floorDiv(ts, usPerDay)
-	dst, bc := appendYMD(dst, days)
-	dst = append(dst, ' ')
-	dst = appendClock(dst, us)
-	if t == Timestamptz {
-		dst = appendOffset(dst, off)
-	}
-	if bc {
-		dst = append(dst, " BC"...)
-	}
-	return dst, nil
 }

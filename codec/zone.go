@@ -174,3 +174,50 @@ func parsePOSIXOffset(v string) (*time.Location, bool) {
 	}
 	return time.FixedZone(name, int(sign*secs)), true
 }
+
+// parseZoneOffset reads +h, +hh, +hhmm, +hh:mm, +hhmmss or +hh:mm:ss, in
+// seconds east of UTC. PostgreSQL allows up to 15:59:59 either way.
+func parseZoneOffset(b []byte) (int64, error) {
+	sign := int64(1)
+	if b[0] == '-' {
+		sign = -1
+	}
+	b = b[1:]
+	var h, m, sec int64
+	var fieldBuf [4][]byte
+	fields := splitBytes(fieldBuf[:0], b, ':')
+	for _, fl := range fields {
+		if !allDigits(fl) || len(fl) > 6 {
+			return 0, errSyntax
+		}
+	}
+	atoi := func(x []byte) int64 { v, _ := strconv.ParseInt(string(x), 10, 64); return v }
+	switch len(fields) {
+	case 1:
+		d := fields[0]
+		switch len(d) {
+		case 1, 2:
+			h = atoi(d)
+		case 3, 4:
+			h, m = atoi(d[:len(d)-2]), atoi(d[len(d)-2:])
+		case 5, 6:
+			h, m, sec = atoi(d[:len(d)-4]), atoi(d[len(d)-4:len(d)-2]), atoi(d[len(d)-2:])
+		default:
+			return 0, errSyntax
+		}
+	case 2, 3:
+		h, m = atoi(fields[0]), atoi(fields[1])
+		if len(fields) == 3 {
+			sec = atoi(fields[2])
+		}
+	default:
+		return 0, errSyntax
+	}
+	if m > 59 || sec > 59 {
+		return 0, errRange
+	}
+	if h > 15 {
+		return 0, errRange
+	}
+	return sign * (h*3600 + m*60 + sec), nil
+}
