@@ -17,6 +17,9 @@
 // line, safe to eval in a POSIX shell, followed by the line "# ready" once
 // every component accepts connections; nothing is written to it after that,
 // so a reader may close it. Logs, including pgseal's, go to standard error.
+// Arguments after `--` must leave pgseal's log at info or debug, in JSON,
+// since stack waits for its ready line, and may not set --listen.
+//
 // The variables are:
 //
 //	STACK_DIR             directory of the files below (removed on exit)

@@ -44,6 +44,10 @@ func main() {
 		os.Exit(2)
 	}
 	o.serveArgs = fs.Args()
+	if err := checkServeArgs(o.serveArgs); err != nil {
+		fmt.Fprintf(os.Stderr, "stack: %v\n", err)
+		os.Exit(2)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, o, os.Stdout); err != nil {
@@ -214,6 +218,26 @@ func quoteConnValue(v string) string {
 	}
 	r := strings.NewReplacer(`\`, `\\`, `'`, `\'`)
 	return "'" + r.Replace(v) + "'"
+}
+
+// checkServeArgs refuses serve flags that would hide the log line stack
+// waits for.
+func checkServeArgs(args []string) error {
+	for i, a := range args {
+		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !hasValue && i+1 < len(args) {
+			value = args[i+1]
+		}
+		switch {
+		case name == "log-level" && value != "info" && value != "debug":
+			return fmt.Errorf("serve flag --log-level %s would hide pgseal's ready line: use info or debug", value)
+		case name == "log-format" && value != "json":
+			return fmt.Errorf("serve flag --log-format %s: stack reads pgseal's JSON log", value)
+		case name == "listen":
+			return errors.New("serve flag --listen: stack chooses the address")
+		}
+	}
+	return nil
 }
 
 // errNotReady is returned when pgseal exits before saying it is ready.
