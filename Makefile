@@ -2,7 +2,7 @@ GO      ?= go
 PKGS    := ./...
 FUZZTIME ?= 10s
 
-.PHONY: all build test unit fuzz-short deps run vet bench-proxy clean
+.PHONY: all build test unit fuzz-short deps run vet bench-proxy pgx-suite clean
 
 all: build
 
@@ -27,6 +27,14 @@ fuzz-short:
 ## run: pgseal on an embedded default (throwaway PostgreSQL, generated keys and certificates, example policy).
 run: deps build
 	./bin/pgseal dev
+
+## pgx-suite: pgx's own test suite directly and through pgseal; prints both counts and every difference.
+pgx-suite: deps
+	@scripts/pgx-suite.sh
+
+## bench-proxy: pgbench -S directly, through pgseal and through PgBouncer in one run; prints TPS and ratios.
+bench-proxy: deps
+	@scripts/bench-proxy.sh
 
 clean:
 	rm -rf bin
