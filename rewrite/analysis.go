@@ -28,6 +28,7 @@ type analysis struct {
 	params      map[int]*policy.Column // $n -> column
 	maxParam    int
 	litCols     map[int]*policy.Column // literal offset -> column
+	pathUnknown bool                   // a RESET of search_path earlier in the text
 	lineageOnly bool                   // analysing a view: no binding
 	depth       int                    // view nesting
 }

@@ -150,17 +150,23 @@ func (a *Analyzer) analyze(sql string, searchPath []string) (*Plan, error) {
 			Message: "pgseal: statement mentions an encrypted table or column but cannot be parsed: " + parseMessage(err)}
 	}
 	plan := &Plan{}
+	path, pathKnown := searchPath, true
 	for _, raw := range tree.Stmts {
 		off, n := int(raw.StmtLocation), int(raw.StmtLen)
 		if n == 0 {
 			n = len(sql) - off
 		}
-		an := newAnalysis(a, sql, searchPath)
+		an := newAnalysis(a, sql, path)
+		an.pathUnknown = !pathKnown
 		st, err := an.statement(raw.Stmt, off, n)
 		if err != nil {
 			return nil, err
 		}
 		plan.Statements = append(plan.Statements, st)
+		if sp := st.SearchPath; sp != nil {
+			// Later statements of the same text run under the new path.
+			path, pathKnown = sp.Path, !sp.Reset
+		}
 	}
 	return plan, nil
 }

@@ -302,6 +302,9 @@ func (a *analysis) resolveRelation(schema, name string) (relInfo, error) {
 		ri, _, err := a.tryRelation(schema, name)
 		return ri, err
 	}
+	if a.pathUnknown {
+		return relInfo{}, refuse("cannot resolve %s after RESET of search_path in the same query text; send the RESET on its own or qualify the name", policy.QuoteIdent(name))
+	}
 	path := a.path
 	if !slices.Contains(path, "pg_catalog") {
 		path = append([]string{"pg_catalog"}, path...)

@@ -173,12 +173,8 @@ type Statement struct {
 	SearchPath *SearchPath
 	Copy       *Copy
 
-	touches bool   // references a policy table or column
-	edits   []edit // fixed text replacements (casts, PREPARE argument types)
+	edits []edit // fixed text replacements (casts, PREPARE argument types)
 }
-
-// Touches reports whether the statement references a policy table.
-func (s *Statement) Touches() bool { return s.touches }
 
 // IsPassthrough reports whether the statement can be sent unchanged and
 // needs nothing from the session beyond RowDescription-based decryption.
@@ -307,11 +303,31 @@ func (p *Plan) BindExecute(lookup func(name string) (*Statement, bool)) (*Plan, 
 		return p, nil
 	}
 	np := &Plan{Statements: slices.Clone(p.Statements)}
+	// PREPAREs and DEALLOCATEs earlier in the same text come first.
+	local := map[string]*Statement{}
+	dropped := map[string]bool{}
+	allDropped := false
 	for i, s := range p.Statements {
+		if s.Prepare != nil {
+			local[s.Prepare.Name] = s.Prepare.Statement
+			delete(dropped, s.Prepare.Name)
+		}
+		if d := s.Deallocate; d != nil {
+			if d.All {
+				clear(local)
+				allDropped = true
+			} else {
+				delete(local, d.Name)
+				dropped[d.Name] = true
+			}
+		}
 		if s.Execute == nil {
 			continue
 		}
-		inner, ok := lookup(s.Execute.Name)
+		inner, ok := local[s.Execute.Name]
+		if !ok && !allDropped && !dropped[s.Execute.Name] {
+			inner, ok = lookup(s.Execute.Name)
+		}
 		if !ok {
 			return nil, &Refusal{SQLState: SQLStateUndefinedPrepared,
 				Message: "pgseal: prepared statement " + policy.QuoteIdent(s.Execute.Name) + " does not exist"}

@@ -18,12 +18,20 @@ var forceParse = []string{"execute", "prepare", "deallocate", "discard", "reset"
 // identifier (U&"...") always counts as a mention.
 type prefilter struct {
 	names map[string]struct{}
+	first [256]bool // first bytes of names, to skip most words cheaply
+	lens  uint64    // bit n set when some name is n bytes long (n < 64)
 }
 
 func newPrefilter(names, keywords []string) *prefilter {
 	p := &prefilter{names: map[string]struct{}{}}
 	for _, n := range append(append([]string(nil), names...), keywords...) {
-		p.names[foldName(n)] = struct{}{}
+		f := foldName(n)
+		if f == "" {
+			continue
+		}
+		p.names[f] = struct{}{}
+		p.first[f[0]] = true
+		p.lens |= 1 << len(f)
 	}
 	return p
 }
@@ -91,10 +99,12 @@ func (p *prefilter) mayMention(text string) bool {
 		// '$' may join what a dollar quote or a sloppy reader sees as
 		// separate words: look at the pieces too.
 		if strings.IndexByte(word, '$') >= 0 {
-			for _, part := range strings.Split(word, "$") {
+			for rest := word; rest != ""; {
+				part, after, _ := strings.Cut(rest, "$")
 				if p.checkWord(part, ascii, &buf) {
 					return true
 				}
+				rest = after
 			}
 		}
 		i = j
@@ -116,14 +126,15 @@ func (p *prefilter) checkWord(word string, ascii bool, buf *[64]byte) bool {
 	if !ascii || len(word) > len(buf) {
 		return p.has(word)
 	}
-	n := copy(buf[:], word)
+	n := min(len(word), 63)
+	if p.lens&(1<<n) == 0 || !p.first[word[0]|0x20] && !p.first[word[0]] {
+		return false
+	}
+	copy(buf[:], word[:n])
 	for x := 0; x < n; x++ {
 		if buf[x] >= 'A' && buf[x] <= 'Z' {
 			buf[x] += 'a' - 'A'
 		}
-	}
-	if n > 63 {
-		n = 63
 	}
 	_, ok := p.names[string(buf[:n])]
 	return ok
