@@ -14,6 +14,12 @@ type RewriteAnalyzer struct {
 	A *rewrite.Analyzer
 }
 
+// WithCatalog implements CatalogAnalyzer: an analyzer for the same policy
+// that knows a database's column order.
+func (r RewriteAnalyzer) WithCatalog(c rewrite.Catalog) Analyzer {
+	return RewriteAnalyzer{A: rewrite.New(r.A.Policy(), rewrite.WithCatalog(c))}
+}
+
 // Analyze implements Analyzer.
 func (r RewriteAnalyzer) Analyze(sql string, searchPath []string, prepared func(string) []*policy.Column, enc Encrypter) Analysis {
 	plan, err := r.A.Analyze(sql, searchPath)

@@ -3,6 +3,7 @@ package datapath
 import (
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/pgseal/pgseal/policy"
@@ -19,6 +20,35 @@ type catalog struct {
 type catalogData struct {
 	policy *policy.Policy
 	cols   map[uint32]map[int16]*policy.Column
+	rels   map[policy.QualifiedName][]string // column names in attribute order
+
+	mu       sync.Mutex
+	analyzed *Snapshot // the snapshot analyzer was built for
+	analyzer Analyzer
+}
+
+// Columns implements rewrite.Catalog.
+func (c *catalogData) Columns(schema, relation string) ([]string, bool) {
+	cols, ok := c.rels[policy.QualifiedName{Schema: schema, Name: relation}]
+	return cols, ok
+}
+
+// ViewQuery implements rewrite.Catalog. View definitions are not read yet:
+// statements over views of policy tables are refused by the analyzer.
+func (c *catalogData) ViewQuery(schema, view string) (string, bool) { return "", false }
+
+// analyzerFor returns snap's analyzer given this catalog, built once.
+func (c *catalogData) analyzerFor(snap *Snapshot) Analyzer {
+	ca, ok := snap.Analyzer.(CatalogAnalyzer)
+	if c == nil || !ok {
+		return snap.Analyzer
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.analyzed != snap {
+		c.analyzed, c.analyzer = snap, ca.WithCatalog(c)
+	}
+	return c.analyzer
 }
 
 // lookup returns the policy column for a RowDescription field, if any.
@@ -29,28 +59,24 @@ func (c *catalogData) lookup(tableOID uint32, attnum int16) *policy.Column {
 	return c.cols[tableOID][attnum]
 }
 
-// catalogQuery returns the query that lists the attributes of the policy's
-// tables, and the session's effective search_path. Both are read-only and
-// run on the session's own connection, so they see what the session's role
-// sees.
-func catalogQuery(p *policy.Policy) string {
-	var names []string
-	for _, t := range p.Tables() {
-		names = append(names, t.Name.Schema+"."+t.Name.Name)
-	}
-	var b strings.Builder
-	b.WriteString("SELECT c.oid, n.nspname, c.relname, a.attnum, a.attname FROM pg_catalog.pg_class c" +
+// Queries the data path runs on a session's own connection, so they see
+// what the session's role sees. Both are read-only.
+const (
+	// relationsQuery lists the attributes of user relations: column order
+	// for the analyzer and the map from RowDescription fields to policy
+	// columns.
+	relationsQuery = "SELECT c.oid, n.nspname, c.relname, a.attnum, a.attname FROM pg_catalog.pg_class c" +
 		" JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace" +
 		" JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped" +
-		" WHERE c.relkind IN ('r', 'p', 'f') AND (n.nspname || '.' || c.relname) = ANY (")
-	b.WriteString(quoteLiteral(arrayLiteral(names)))
-	b.WriteString("::pg_catalog.text[]); SELECT pg_catalog.array_to_string(pg_catalog.current_schemas(false), ',')")
-	return b.String()
-}
+		" WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm') AND n.nspname <> 'information_schema'" +
+		" AND n.nspname !~ '^pg_(catalog|toast|temp)' ORDER BY c.oid, a.attnum;"
+	// searchPathQuery reads the session's effective search_path.
+	searchPathQuery = "SELECT pg_catalog.array_to_string(pg_catalog.current_schemas(false), ',')"
+)
 
 // buildCatalog turns catalog rows into the lookup map.
 func buildCatalog(p *policy.Policy, rows [][]string) *catalogData {
-	cd := &catalogData{policy: p, cols: make(map[uint32]map[int16]*policy.Column)}
+	cd := &catalogData{policy: p, cols: make(map[uint32]map[int16]*policy.Column), rels: make(map[policy.QualifiedName][]string)}
 	for _, r := range rows {
 		if len(r) != 5 {
 			continue
@@ -60,6 +86,8 @@ func buildCatalog(p *policy.Policy, rows [][]string) *catalogData {
 		if err1 != nil || err2 != nil {
 			continue
 		}
+		qn := policy.QualifiedName{Schema: r[1], Name: r[2]}
+		cd.rels[qn] = append(cd.rels[qn], r[4])
 		t, ok := p.Table(r[1], r[2])
 		if !ok {
 			continue
@@ -78,32 +106,6 @@ func buildCatalog(p *policy.Policy, rows [][]string) *catalogData {
 	return cd
 }
 
-// arrayLiteral renders names as a PostgreSQL text[] literal's contents.
-func arrayLiteral(names []string) string {
-	var b strings.Builder
-	b.WriteByte('{')
-	for i, n := range names {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteByte('"')
-		for _, r := range n {
-			if r == '"' || r == '\\' {
-				b.WriteByte('\\')
-			}
-			b.WriteRune(r)
-		}
-		b.WriteByte('"')
-	}
-	b.WriteByte('}')
-	return b.String()
-}
-
-// quoteLiteral quotes s as a standard-conforming SQL string literal.
-func quoteLiteral(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
-}
-
 // ddlTag reports whether a CommandComplete tag may have changed the tables
 // the catalog describes.
 func ddlTag(tag []byte) bool {
@@ -115,4 +117,3 @@ func ddlTag(tag []byte) bool {
 	}
 	return false
 }
-

@@ -9,6 +9,7 @@ import (
 	"github.com/pgseal/pgseal/envelope"
 	"github.com/pgseal/pgseal/policy"
 	"github.com/pgseal/pgseal/proxy"
+	"github.com/pgseal/pgseal/rewrite"
 )
 
 // Analysis is what the data path needs to know about one statement text.
@@ -44,6 +45,13 @@ type Analysis struct {
 // literals with enc.
 type Analyzer interface {
 	Analyze(sql string, searchPath []string, prepared func(name string) []*policy.Column, enc Encrypter) Analysis
+}
+
+// CatalogAnalyzer is an Analyzer that can use catalog information (column
+// order, view definitions) of the session's database.
+type CatalogAnalyzer interface {
+	Analyzer
+	WithCatalog(c rewrite.Catalog) Analyzer
 }
 
 // Encrypter encrypts one value, given in the text format, for a column.

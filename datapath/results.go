@@ -356,7 +356,9 @@ func (s *session) finishCatalog(q *queryState) {
 			s.setSearchPath(r[0])
 		}
 	}
-	s.cat.data.Store(buildCatalog(snap.Policy, tables))
+	if q.relations {
+		s.cat.data.Store(buildCatalog(snap.Policy, tables))
+	}
 	select {
 	case <-s.ready:
 	default:

@@ -73,12 +73,13 @@ type field struct {
 
 // queryState follows a simple Query through its statements.
 type queryState struct {
-	an      *Analysis
-	index   int     // statement being answered
-	fields  []field // layout of the current result
-	failed  bool
-	catalog [][]string // rows of an injected catalog query
-	swallow bool
+	an        *Analysis
+	index     int     // statement being answered
+	fields    []field // layout of the current result
+	failed    bool
+	catalog   [][]string // rows of an injected catalog query
+	relations bool       // the injected query read the relations
+	swallow   bool
 }
 
 // session is the data-path filter of one proxy session.
@@ -195,12 +196,17 @@ func (s *session) idle() bool {
 	return len(s.queue) == 0 && s.txStatus != 'E'
 }
 
+// injectCatalog sends the search_path query, preceded by the relations
+// query when the database's catalog is stale or not loaded yet.
 func (s *session) injectCatalog(up proxy.Writer) error {
-	snap := s.dp.Snapshot()
-	s.cat.stale.Store(false)
 	q := &queryState{swallow: true}
+	text := searchPathQuery
+	if s.cat.stale.Swap(false) || s.cat.data.Load() == nil {
+		q.relations = true
+		text = relationsQuery + text
+	}
 	s.push(expect{kind: expCatalog, query: q})
-	b, err := (&pgproto3.Query{String: catalogQuery(snap.Policy)}).Encode(s.cbuf[:0])
+	b, err := (&pgproto3.Query{String: text}).Encode(s.cbuf[:0])
 	if err != nil {
 		return err
 	}
@@ -240,7 +246,7 @@ func (s *session) analyze(sql string) Analysis {
 		}
 		return nil
 	}
-	an := snap.Analyzer.Analyze(sql, path, prepared, s.encrypter(snap))
+	an := s.cat.data.Load().analyzerFor(snap).Analyze(sql, path, prepared, s.encrypter(snap))
 	if an.Refusal != nil {
 		s.dp.obs.Statement("query", "refused")
 	} else if an.Passthrough {

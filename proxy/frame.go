@@ -28,10 +28,11 @@ const (
 // point into the reader's buffer. Callers that keep one must bytes.Clone it.
 // A msgReader is not safe for concurrent use.
 type msgReader struct {
-	r       *bufio.Reader
-	max     int // maximum body length
-	discard int // bytes of the previous frame still in r
-	big     []byte
+	r        *bufio.Reader
+	max      int // maximum body length
+	discard  int // bytes of the previous frame still in r
+	big      []byte
+	oversize int // length of a frame refused as too large, still unread
 }
 
 func newMsgReader(r io.Reader, max int) *msgReader {
@@ -59,6 +60,7 @@ func (m *msgReader) next() (byte, []byte, error) {
 		return 0, nil, fmt.Errorf("%w: type %q, length %d", errMalformed, typ, n)
 	}
 	if n-4 > m.max {
+		m.oversize = n + 1
 		return 0, nil, fmt.Errorf("%w: type %q, %d bytes, limit %d", ErrMessageTooLarge, typ, n-4, m.max)
 	}
 	total := n + 1
@@ -108,3 +110,12 @@ func (m *msgReader) frameReady() bool {
 
 // body returns the body of a raw frame.
 func body(frame []byte) []byte { return frame[5:] }
+
+// drainOversize reads and discards, up to limit bytes, the frame that next
+// refused as too large, so that a peer still sending it can finish and read
+// the error instead of meeting a reset connection.
+func (m *msgReader) drainOversize(limit int) {
+	n := min(m.oversize, limit)
+	m.oversize = 0
+	io.CopyN(io.Discard, m.r, int64(n))
+}

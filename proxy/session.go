@@ -174,6 +174,10 @@ func (s *session) pump(filter SessionFilter) {
 
 var errTerminate = errors.New("client sent Terminate")
 
+// maxDrain bounds what the proxy reads of an oversize message before it
+// answers with an error.
+const maxDrain = 16 << 20
+
 // clientLoop forwards messages from the client to the server.
 func (s *session) clientLoop(filter SessionFilter, sw *bufio.Writer) error {
 	for {
@@ -185,6 +189,8 @@ func (s *session) clientLoop(filter SessionFilter, sw *bufio.Writer) error {
 		typ, frame, err := s.cr.next()
 		if err != nil {
 			if errors.Is(err, ErrMessageTooLarge) {
+				s.client.SetReadDeadline(time.Now().Add(2 * time.Second))
+				s.cr.drainOversize(maxDrain)
 				return Errorf(CodeProgramLimitExceeded, "message from client exceeds the maximum size of %d bytes", s.srv.maxMsg).fatal().withCause(err)
 			}
 			if errors.Is(err, errMalformed) {

@@ -1,0 +1,122 @@
+package e2e
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+const lookupPolicy = `version: 1
+tables:
+  public.lk_users:
+    email: {type: text, mode: deterministic, key: pii}
+    city:  {type: text, mode: deterministic, key: pii}
+    ssn:   {type: text, mode: randomized, key: pii}
+`
+
+func TestDeterministicLookups(t *testing.T) {
+	env := startEncrypting(t, lookupPolicy,
+		`CREATE TABLE lk_users (id int PRIMARY KEY, manager int, email bytea, city bytea, ssn bytea)`,
+		`CREATE UNIQUE INDEX lk_users_email ON lk_users (email)`)
+	ctx := testCtx(t)
+	conn := env.connect(t)
+	cities := []string{"Oslo", "Lima", "Oslo", "Kyiv", "Oslo", "Lima"}
+	b := &pgx.Batch{}
+	for i := range 2000 {
+		b.Queue(`INSERT INTO lk_users VALUES ($1, $2, $3, $4, $5)`, i, i/10, fmt.Sprintf("user%d@example.com", i), cities[i%len(cities)], fmt.Sprint("ssn", i))
+	}
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := direct(t).Exec(ctx, `ANALYZE lk_users`); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("equality and IN", func(t *testing.T) {
+		var id int
+		var ssn string
+		if err := conn.QueryRow(ctx, `SELECT id, ssn FROM lk_users WHERE email = $1`, "user1234@example.com").Scan(&id, &ssn); err != nil || id != 1234 || ssn != "ssn1234" {
+			t.Fatalf("%d %q %v", id, ssn, err)
+		}
+		var n int
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM lk_users WHERE email IN ('user1@example.com', 'user2@example.com', 'nobody@x')`, pgx.QueryExecModeSimpleProtocol).Scan(&n); err != nil || n != 2 {
+			t.Fatalf("IN: %d %v", n, err)
+		}
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM lk_users WHERE city <> $1`, "Oslo").Scan(&n); err != nil || n != 1000 {
+			t.Fatalf("<>: %d %v", n, err)
+		}
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM lk_users WHERE ssn IS NOT NULL`).Scan(&n); err != nil || n != 2000 {
+			t.Fatalf("IS NOT NULL: %d %v", n, err)
+		}
+	})
+
+	t.Run("group by, distinct, count", func(t *testing.T) {
+		rows, err := conn.Query(ctx, `SELECT city, count(*) FROM lk_users GROUP BY city`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]int{}
+		for rows.Next() {
+			var c string
+			var n int
+			if err := rows.Scan(&c, &n); err != nil {
+				t.Fatal(err)
+			}
+			got[c] = n
+		}
+		if rows.Err() != nil || got["Oslo"] != 1000 || got["Lima"] != 667 || got["Kyiv"] != 333 {
+			t.Fatalf("GROUP BY: %v %v", got, rows.Err())
+		}
+		var n int
+		if err := conn.QueryRow(ctx, `SELECT count(DISTINCT city) FROM lk_users`).Scan(&n); err != nil || n != 3 {
+			t.Fatalf("count(DISTINCT): %d %v", n, err)
+		}
+		rows, err = conn.Query(ctx, `SELECT DISTINCT city FROM lk_users`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil || len(cs) != 3 {
+			t.Fatalf("DISTINCT: %v %v", cs, err)
+		}
+	})
+
+	t.Run("self join on the same column", func(t *testing.T) {
+		var n int
+		err := conn.QueryRow(ctx, `SELECT count(*) FROM lk_users a JOIN lk_users b ON a.city = b.city WHERE a.id = $1`, 0).Scan(&n)
+		if err != nil || n != 1000 {
+			t.Fatalf("self join: %d %v", n, err)
+		}
+	})
+
+	t.Run("join across different columns is refused", func(t *testing.T) {
+		_, err := conn.Exec(ctx, `SELECT * FROM lk_users a JOIN lk_users b ON a.email = b.city`)
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || pe.Code != "0A000" {
+			t.Fatalf("want 0A000, got %v", err)
+		}
+	})
+
+	t.Run("unique index is used", func(t *testing.T) {
+		rows, err := conn.Query(ctx, `EXPLAIN SELECT id FROM lk_users WHERE email = $1`, "user7@example.com")
+		if err != nil {
+			t.Fatal(err)
+		}
+		plan, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(strings.Join(plan, "\n"), "Index Scan using lk_users_email") {
+			t.Fatalf("plan does not use the unique index:\n%s", strings.Join(plan, "\n"))
+		}
+		_, err = conn.Exec(ctx, `INSERT INTO lk_users (id, email) VALUES (99999, $1)`, "user7@example.com")
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || pe.Code != "23505" {
+			t.Fatalf("duplicate through the unique index: want 23505, got %v", err)
+		}
+	})
+}
