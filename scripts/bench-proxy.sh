@@ -217,3 +217,12 @@ for mode in simple prepared; do
 	awk -v m="$mode" -v d="$d" -v s="$s" -v b="$b" \
 		'BEGIN { printf "%-9s %12.0f %12.0f %12.0f %15.2f %18.2f\n", m, d, s, b, s / d, s / b }'
 done
+if [ "$rounds" -gt 1 ]; then
+	echo
+	echo "every run's TPS, in run order:"
+	for mode in simple prepared; do
+		for t in direct pgseal pgbouncer; do
+			printf '  %-9s %-10s%s\n' "$mode" "$t" "${samples[$mode,$t]}"
+		done
+	done
+fi
