@@ -21,8 +21,21 @@ func (r RewriteAnalyzer) WithCatalog(c rewrite.Catalog) Analyzer {
 }
 
 // Analyze implements Analyzer.
-func (r RewriteAnalyzer) Analyze(sql string, searchPath []string, prepared func(string) []*policy.Column, enc Encrypter) Analysis {
+func (r RewriteAnalyzer) Analyze(sql string, searchPath []string, prepared func(string) (any, bool), enc Encrypter) Analysis {
 	plan, err := r.A.Analyze(sql, searchPath)
+	if err != nil {
+		return Analysis{Refusal: refusalOf(err)}
+	}
+	// EXECUTE arguments bound for policy columns become literals of the
+	// bound plan, encrypted like any other.
+	plan, err = plan.BindExecute(func(name string) (*rewrite.Statement, bool) {
+		v, ok := prepared(name)
+		if !ok {
+			return nil, false
+		}
+		st, ok := v.(*rewrite.Statement)
+		return st, ok
+	})
 	if err != nil {
 		return Analysis{Refusal: refusalOf(err)}
 	}
@@ -51,17 +64,18 @@ func (r RewriteAnalyzer) Analyze(sql string, searchPath []string, prepared func(
 			an.SearchPath = st.SearchPath.Path
 			an.SearchPathChanged = true
 		}
-		if st.Prepare != nil {
-			an.PrepareName = st.Prepare.Name
-			if st.Prepare.Statement != nil {
-				an.PrepareParams = st.Prepare.Statement.Params
+		if st.Prepare != nil && st.Prepare.Statement != nil {
+			if an.Prepares == nil {
+				an.Prepares = make(map[string]any)
 			}
+			an.Prepares[st.Prepare.Name] = st.Prepare.Statement
 		}
-		if st.Execute != nil && st.Execute.Args > 0 && hasColumn(prepared(st.Execute.Name)) {
-			// Arguments of EXECUTE bound for policy columns would have
-			// to be encrypted in the text; refuse rather than send them.
-			return Analysis{Refusal: proxy.Errorf(proxy.CodeFeatureNotSupported,
-				"pgseal: EXECUTE %s with arguments for encrypted columns is not supported; use the extended protocol (bind parameters)", st.Execute.Name)}
+		if d := st.Deallocate; d != nil {
+			if d.All {
+				an.DeallocateAll = true
+			} else {
+				an.Deallocates = append(an.Deallocates, d.Name)
+			}
 		}
 	}
 	if plan.NeedsRewrite() {

@@ -106,12 +106,11 @@ func buildCatalog(p *policy.Policy, rows [][]string) *catalogData {
 	return cd
 }
 
-// ddlTag reports whether a CommandComplete tag may have changed the tables
-// the catalog describes.
+// ddlTag reports whether a CommandComplete tag may have changed the
+// relations the catalog describes.
 func ddlTag(tag []byte) bool {
-	s := string(tag)
-	for _, p := range []string{"CREATE TABLE", "ALTER TABLE", "DROP TABLE", "CREATE SCHEMA", "DROP SCHEMA", "ALTER SCHEMA", "SELECT INTO", "CREATE VIEW", "DROP VIEW", "CREATE FOREIGN TABLE", "DROP FOREIGN TABLE", "IMPORT FOREIGN SCHEMA"} {
-		if strings.HasPrefix(s, p) {
+	for _, p := range []string{"CREATE", "ALTER", "DROP", "SELECT INTO", "IMPORT FOREIGN SCHEMA"} {
+		if strings.HasPrefix(string(tag), p) {
 			return true
 		}
 	}

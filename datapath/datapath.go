@@ -36,15 +36,19 @@ type Analysis struct {
 	// session default, read back from the server).
 	SearchPath        []string
 	SearchPathChanged bool
-	// PrepareName and PrepareParams report a SQL-level PREPARE.
-	PrepareName   string
-	PrepareParams []*policy.Column
+	// Prepares lists the SQL-level PREPAREs of the text, by name, with what
+	// the analyzer needs to bind a later EXECUTE (opaque to the session).
+	Prepares map[string]any
+	// Deallocates lists SQL-level DEALLOCATEs; DeallocateAll is DEALLOCATE
+	// ALL or DISCARD ALL.
+	Deallocates   []string
+	DeallocateAll bool
 }
 
 // Analyzer analyses a statement text for a session. Implementations encrypt
 // literals with enc.
 type Analyzer interface {
-	Analyze(sql string, searchPath []string, prepared func(name string) []*policy.Column, enc Encrypter) Analysis
+	Analyze(sql string, searchPath []string, prepared func(name string) (any, bool), enc Encrypter) Analysis
 }
 
 // CatalogAnalyzer is an Analyzer that can use catalog information (column

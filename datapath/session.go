@@ -94,7 +94,8 @@ type session struct {
 	queue      []expect
 	stmts      map[string]*stmt
 	portals    map[string]*portal
-	sqlPrep    map[string]*stmt // SQL-level PREPARE
+	sqlPrep    map[string]any // SQL-level PREPARE, as the analyzer described it
+	pathStale  bool           // re-read search_path at the next idle point
 	searchPath []string
 	txStatus   byte
 	ready      chan struct{}     // closed once the first catalog load is in
@@ -119,7 +120,7 @@ func newSession(d *DataPath, info proxy.SessionInfo) *session {
 		params:   info.Server,
 		stmts:    make(map[string]*stmt),
 		portals:  make(map[string]*portal),
-		sqlPrep:  make(map[string]*stmt),
+		sqlPrep:  make(map[string]any),
 		txStatus: 'I',
 		ready:    make(chan struct{}),
 		// PostgreSQL's default until the server tells the real one.
@@ -161,7 +162,7 @@ func (s *session) Client(typ byte, frame []byte, up proxy.Writer) error {
 		case <-time.After(catalogWait):
 			return proxy.Errorf(proxy.CodeConnectionFailure, "pgseal: the database did not answer the catalog query")
 		}
-	} else if s.cat.stale.Load() && s.idle() {
+	} else if (s.cat.stale.Load() || s.pathStale) && s.idle() {
 		if err := s.injectCatalog(up); err != nil {
 			return err
 		}
@@ -200,6 +201,7 @@ func (s *session) idle() bool {
 // query when the database's catalog is stale or not loaded yet.
 func (s *session) injectCatalog(up proxy.Writer) error {
 	q := &queryState{swallow: true}
+	s.pathStale = false
 	text := searchPathQuery
 	if s.cat.stale.Swap(false) || s.cat.data.Load() == nil {
 		q.relations = true
@@ -238,13 +240,11 @@ func (s *session) analyze(sql string) Analysis {
 	s.mu.Lock()
 	path := s.searchPath
 	s.mu.Unlock()
-	prepared := func(name string) []*policy.Column {
+	prepared := func(name string) (any, bool) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		if st, ok := s.sqlPrep[name]; ok {
-			return st.params
-		}
-		return nil
+		st, ok := s.sqlPrep[name]
+		return st, ok
 	}
 	an := s.cat.data.Load().analyzerFor(snap).Analyze(sql, path, prepared, s.encrypter(snap))
 	if an.Refusal != nil {
@@ -262,7 +262,22 @@ func (s *session) analyze(sql string) Analysis {
 		s.mu.Unlock()
 		// Read the effective path back from the server at the next idle
 		// point ("$user", RESET and failed SETs included).
-		s.cat.stale.Store(true)
+		s.pathStale = true
+	}
+	if an.Prepares != nil || an.Deallocates != nil || an.DeallocateAll {
+		// Remembered optimistically: a PREPARE that fails leaves an entry
+		// no EXECUTE can use, since the server knows no such statement.
+		s.mu.Lock()
+		if an.DeallocateAll {
+			clear(s.sqlPrep)
+		}
+		for _, n := range an.Deallocates {
+			delete(s.sqlPrep, n)
+		}
+		for n, st := range an.Prepares {
+			s.sqlPrep[n] = st
+		}
+		s.mu.Unlock()
 	}
 	return an
 }
@@ -283,11 +298,6 @@ func (s *session) clientQuery(frame []byte, up proxy.Writer) error {
 		s.push(e)
 		_, err := up.Write(frame)
 		return err
-	}
-	if an.PrepareName != "" {
-		s.mu.Lock()
-		s.sqlPrep[an.PrepareName] = &stmt{an: &an, params: an.PrepareParams}
-		s.mu.Unlock()
 	}
 	s.push(e)
 	return s.writeMsg(up, &pgproto3.Query{String: text})
