@@ -259,13 +259,21 @@ func (s *session) decryptValue(dst []byte, f field, v []byte) ([]byte, error) {
 		}
 		ct = buf
 	}
-	c, err := s.snapshot().Ciphers.Column(f.col)
+	ciphers := s.snapshot().Ciphers
+	c, err := ciphers.Column(f.col)
 	if err != nil {
 		return dst, err
 	}
 	plain, err := c.Open(nil, ct)
 	if err != nil {
-		return dst, envelope.ErrDecrypt
+		// A version this replica has not loaded yet: reload once.
+		nc := refreshed(ciphers, f.col, c, ct)
+		if nc == nil {
+			return dst, envelope.ErrDecrypt
+		}
+		if plain, err = nc.Open(nil, ct); err != nil {
+			return dst, envelope.ErrDecrypt
+		}
 	}
 	return s.codec().Encode(dst, f.col.Type, f.format, plain)
 }
