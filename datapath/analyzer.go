@@ -49,6 +49,14 @@ func (r RewriteAnalyzer) Analyze(sql string, searchPath []string, prepared func(
 	for i, st := range plan.Statements {
 		if i == 0 {
 			an.Params = st.Params
+			for j, sh := range st.ParamShapes {
+				if sh.IsArray() {
+					if an.ParamArrays == nil {
+						an.ParamArrays = make([]bool, len(st.Params))
+					}
+					an.ParamArrays[j] = true
+				}
+			}
 		}
 		var res []*policy.Column
 		for j, rc := range st.Results {
@@ -79,8 +87,8 @@ func (r RewriteAnalyzer) Analyze(sql string, searchPath []string, prepared func(
 		}
 	}
 	if plan.NeedsRewrite() {
-		out, err := plan.Rewrite(sql, func(lit rewrite.Literal) ([]byte, error) {
-			return enc(lit.Column, lit.Value)
+		out, err := plan.RewriteVersions(sql, func(lit rewrite.Literal) ([][]byte, error) {
+			return enc(lit.Column, lit.Value, lit.Shape != rewrite.ShapeScalar)
 		})
 		if err != nil {
 			var pe *proxy.Error

@@ -2,8 +2,10 @@ package datapath
 
 import (
 	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/pgseal/pgseal/codec"
+	"github.com/pgseal/pgseal/policy"
 	"github.com/pgseal/pgseal/proxy"
 )
 
@@ -71,21 +73,64 @@ func (s *session) encryptParams(b *pgproto3.Bind, st *stmt) *proxy.Error {
 			}
 			return proxy.Errorf(code, "pgseal: parameter $%d is not a valid %s for %s", i+1, col.Type, col)
 		}
-		c, err := snap.Ciphers.Column(col)
+		all := i < len(st.an.ParamArrays) && st.an.ParamArrays[i]
+		cts, err := s.seal(snap, col, canon, all)
 		if err != nil {
-			return proxy.Errorf(proxy.CodeInternalError, "pgseal: no key for %s", col)
+			return proxy.Errorf(proxy.CodeInternalError, "pgseal: failed to encrypt a value for %s", col)
 		}
-		ct, err := c.Seal(nil, canon)
-		if err != nil {
-			return proxy.Errorf(proxy.CodeInternalError, "pgseal: failed to encrypt %s", col)
+		if all {
+			arr, err := s.byteaArray(cts)
+			if err != nil {
+				return proxy.Errorf(proxy.CodeInternalError, "pgseal: failed to encode a lookup for %s", col)
+			}
+			b.Parameters[i] = arr
+		} else {
+			b.Parameters[i] = cts[0]
 		}
-		b.Parameters[i] = ct
 		formats[i] = codec.BinaryFormat
 		n++
 	}
 	b.ParameterFormatCodes = formats
 	s.dp.obs.Encrypted(n)
 	return nil
+}
+
+// seal encrypts canonical plaintext for col: under the primary version, or
+// under every active version (primary first) when all is set.
+func (s *session) seal(snap *Snapshot, col *policy.Column, canon []byte, all bool) ([][]byte, error) {
+	c, err := snap.Ciphers.Column(col)
+	if err != nil {
+		return nil, err
+	}
+	if !all {
+		ct, err := c.Seal(nil, canon)
+		if err != nil {
+			return nil, err
+		}
+		s.dp.obs.Encrypted(1)
+		return [][]byte{ct}, nil
+	}
+	vs := c.Versions()
+	out := make([][]byte, 0, len(vs))
+	for _, v := range vs {
+		ct, err := c.SealWith(nil, canon, v)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ct)
+	}
+	s.dp.obs.Encrypted(len(out))
+	return out, nil
+}
+
+// byteaArray encodes ciphertexts as a one-dimensional bytea[] in binary
+// format. Client goroutine only: the type map is not safe for concurrent
+// use.
+func (s *session) byteaArray(cts [][]byte) ([]byte, error) {
+	if s.tmap == nil {
+		s.tmap = pgtype.NewMap()
+	}
+	return s.tmap.Encode(pgtype.ByteaArrayOID, pgtype.BinaryFormatCode, cts, nil)
 }
 
 // paramFormat returns the format code of parameter i: no codes mean all

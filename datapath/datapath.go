@@ -28,6 +28,10 @@ type Analysis struct {
 	SQL string
 	// Params maps $n (index n-1) to the policy column it is bound for.
 	Params []*policy.Column
+	// ParamArrays[n-1] is set when $n is bound as a bytea array of its
+	// ciphertexts under every active key version (a deterministic lookup
+	// that must find rows during a rotation).
+	ParamArrays []bool
 	// Results holds, per statement in the text, the policy column each
 	// output position carries where RowDescription cannot tell (views,
 	// UNION); nil entries defer to RowDescription.
@@ -58,8 +62,10 @@ type CatalogAnalyzer interface {
 	WithCatalog(c rewrite.Catalog) Analyzer
 }
 
-// Encrypter encrypts one value, given in the text format, for a column.
-type Encrypter func(col *policy.Column, text string) ([]byte, error)
+// Encrypter encrypts one value, given in the text format, for a column:
+// under the primary key version, or under every active version, primary
+// first, when all is set.
+type Encrypter func(col *policy.Column, text string, all bool) ([][]byte, error)
 
 // Ciphers gives the cipher of a policy column.
 type Ciphers interface {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/pgseal/pgseal/codec"
 	"github.com/pgseal/pgseal/policy"
@@ -103,6 +104,7 @@ type session struct {
 	started    bool
 
 	// Client goroutine only.
+	tmap  *pgtype.Map
 	cbuf  []byte
 	bind  pgproto3.Bind
 	parse pgproto3.Parse
@@ -221,17 +223,12 @@ func (s *session) snapshot() *Snapshot { return s.dp.Snapshot() }
 
 // encrypter returns the function that encrypts literals.
 func (s *session) encrypter(snap *Snapshot) Encrypter {
-	return func(col *policy.Column, text string) ([]byte, error) {
+	return func(col *policy.Column, text string, all bool) ([][]byte, error) {
 		canon, err := s.codec().Canonical(nil, col.Type, codec.TextFormat, []byte(text))
 		if err != nil {
 			return nil, err
 		}
-		c, err := snap.Ciphers.Column(col)
-		if err != nil {
-			return nil, err
-		}
-		s.dp.obs.Encrypted(1)
-		return c.Seal(nil, canon)
+		return s.seal(snap, col, canon, all)
 	}
 }
 
@@ -329,10 +326,12 @@ func (s *session) clientParse(frame []byte, up proxy.Writer) error {
 		if col == nil {
 			continue
 		}
-		// Policy parameters are bytea to the server whatever type the
-		// client declared; ParameterDescription shows the declared type.
-		if i < len(oids) && oids[i] != 0 {
-			oids[i] = codec.OIDBytea
+		// Policy parameters are bytea (or bytea[] for lookups) to the
+		// server whatever type the client declared; the rewritten text
+		// says which, so leave the type for the server to infer.
+		// ParameterDescription shows the declared type.
+		if i < len(oids) {
+			oids[i] = 0
 		}
 	}
 	s.push(e)

@@ -23,8 +23,36 @@ import (
 // cluster.
 type encEnv struct {
 	*proxyEnv
-	dp  *datapath.DataPath
-	pol *policy.Policy
+	dp     *datapath.DataPath
+	pol    *policy.Policy
+	ksPath string
+	mk     keystore.MasterKeySource
+}
+
+// rotate adds a new primary version to keySet and installs the reloaded
+// keystore in the data path, as a hot reload would.
+func (e *encEnv) rotate(tb testing.TB, keySet string) {
+	tb.Helper()
+	ctx := testCtx(tb)
+	ed, err := keystore.Edit(ctx, e.ksPath, e.mk)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := ed.Rotate(ctx, keySet); err != nil {
+		tb.Fatal(err)
+	}
+	if err := ed.Commit(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	ks, err := keystore.Open(ctx, e.ksPath, e.mk)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	e.dp.Swap(&datapath.Snapshot{
+		Policy:   e.pol,
+		Analyzer: datapath.RewriteAnalyzer{A: rewrite.New(e.pol)},
+		Ciphers:  datapath.NewKeystoreCiphers(ks),
+	})
 }
 
 // startEncrypting starts pgseal with the given policy YAML, a fresh keystore
@@ -79,7 +107,7 @@ func startEncrypting(tb testing.TB, policyYAML string, ddl ...string) *encEnv {
 		Ciphers:  datapath.NewKeystoreCiphers(ks),
 	})
 	env := startProxy(tb, proxy.WithDataPath(dp))
-	return &encEnv{proxyEnv: env, dp: dp, pol: pol}
+	return &encEnv{proxyEnv: env, dp: dp, pol: pol, ksPath: path, mk: src}
 }
 
 const usersPolicy = `version: 1

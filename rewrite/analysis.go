@@ -28,6 +28,8 @@ type analysis struct {
 	params      map[int]*policy.Column // $n -> column
 	maxParam    int
 	litCols     map[int]*policy.Column // literal offset -> column
+	shapes      map[int]Shape          // $n -> how it is compared
+	shape       Shape                  // shape of the value being bound (set by compare)
 	pathUnknown bool                   // a RESET of search_path earlier in the text
 	lineageOnly bool                   // analysing a view: no binding
 	depth       int                    // view nesting
@@ -40,6 +42,7 @@ func newAnalysis(az *Analyzer, sql string, path []string) *analysis {
 func (a *analysis) reset(st *Statement) {
 	a.st = st
 	a.uses, a.boundUses, a.params, a.litCols = map[int]int{}, map[int]int{}, map[int]*policy.Column{}, map[int]*policy.Column{}
+	a.shapes = map[int]Shape{}
 	a.maxParam = 0
 }
 
@@ -108,7 +111,19 @@ func (a *analysis) bindSpan(v value, col *policy.Column, op string, span func() 
 		}
 		a.params[n] = col
 		a.boundUses[n]++
-		if v.cast != nil || v.fromSelect {
+		shape := a.shape
+		if prev, ok := a.shapes[n]; ok && prev != shape {
+			return refuse("parameter $%d is used in different comparisons of encrypted column %s; use separate parameters", n, col)
+		}
+		a.shapes[n] = shape
+		switch {
+		case shape == ShapeAny:
+			a.st.edits = append(a.st.edits, edit{start, end, "ANY ($" + itoa(n) + "::bytea[])"})
+		case shape == ShapeAll:
+			a.st.edits = append(a.st.edits, edit{start, end, "ALL ($" + itoa(n) + "::bytea[])"})
+		case shape == ShapeArray:
+			a.st.edits = append(a.st.edits, edit{start, end, "$" + itoa(n) + "::bytea[]"})
+		case v.cast != nil || v.fromSelect:
 			a.st.edits = append(a.st.edits, edit{start, end, "$" + itoa(n) + "::bytea"})
 		}
 		return nil
@@ -119,7 +134,7 @@ func (a *analysis) bindSpan(v value, col *policy.Column, op string, span func() 
 		}
 		return nil
 	}
-	lit := Literal{Offset: start, Length: end - start, Column: col}
+	lit := Literal{Offset: start, Length: end - start, Column: col, Shape: a.shape}
 	switch x := v.lit.Val.(type) {
 	case *pg.A_Const_Ival:
 		lit.Kind, lit.Value = LiteralInteger, strconv.Itoa(int(x.Ival.Ival))
@@ -150,6 +165,12 @@ func (a *analysis) finish() error {
 		for n, col := range a.params {
 			if n >= 1 && n <= a.maxParam {
 				st.Params[n-1] = col
+				if sh := a.shapes[n]; sh != ShapeScalar {
+					if st.ParamShapes == nil {
+						st.ParamShapes = make([]Shape, a.maxParam)
+					}
+					st.ParamShapes[n-1] = sh
+				}
 			}
 		}
 	}

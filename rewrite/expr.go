@@ -339,7 +339,8 @@ func (a *analysis) compare(l, r value, op string) error {
 		return nil
 	}
 	c, o := l, r
-	if r.kind == vCol {
+	colLeft := r.kind != vCol
+	if !colLeft {
 		c, o = r, l
 	}
 	if c.col.Mode != deterministic {
@@ -350,7 +351,26 @@ func (a *analysis) compare(l, r value, op string) error {
 	}
 	switch o.kind {
 	case vLit, vParam, vNull:
-		return a.bind(o, c.col, op)
+		// Widen lookups to every active key version where the text allows:
+		// the right operand of = and <>, and literal items of IN lists.
+		a.shape = ShapeScalar
+		if c.col.Mode == deterministic && o.kind != vNull {
+			switch {
+			case o.kind == vParam && !o.fromSelect && colLeft && op == "operator =":
+				a.shape = ShapeAny
+			case o.kind == vParam && !o.fromSelect && colLeft && op == "operator <>":
+				a.shape = ShapeAll
+			case o.kind == vLit && colLeft && op == "operator =":
+				a.shape = ShapeAny
+			case o.kind == vLit && colLeft && op == "operator <>":
+				a.shape = ShapeAll
+			case o.kind == vLit && (op == "IN" || op == "NOT IN"):
+				a.shape = ShapeList
+			}
+		}
+		err := a.bind(o, c.col, op)
+		a.shape = ShapeScalar
+		return err
 	}
 	return refuse("%s between encrypted column %s (%s) and an expression that is neither a literal nor a parameter is not supported",
 		op, c.col, c.col.Mode)

@@ -53,6 +53,33 @@ const (
 	LiteralBool                           // true, false (Value "true"/"false")
 )
 
+// Shape says how a value bound for a deterministic column is compared, so
+// that a lookup can match ciphertexts under every active key version while
+// a key set is being rotated.
+type Shape uint8
+
+// Shapes.
+const (
+	// ShapeScalar: one ciphertext, under the primary version (stored
+	// values, and comparisons pgseal cannot widen).
+	ShapeScalar Shape = iota
+	// ShapeAny: the right operand of "=": the text says = ANY(array) and
+	// the value is an array of ciphertexts, one per active version.
+	ShapeAny
+	// ShapeAll: the right operand of "<>": <> ALL(array).
+	ShapeAll
+	// ShapeList: a literal in an IN (...) list: one list item per active
+	// version.
+	ShapeList
+	// ShapeArray: an EXECUTE argument for a prepared parameter of shape
+	// ShapeAny or ShapeAll: a bytea array of the ciphertexts.
+	ShapeArray
+)
+
+// IsArray reports whether a parameter of this shape is bound as a bytea
+// array of ciphertexts, one per active version, primary first.
+func (s Shape) IsArray() bool { return s == ShapeAny || s == ShapeAll || s == ShapeArray }
+
 // Literal is a SQL literal bound for a policy column. Rewrite replaces the
 // span [Offset, Offset+Length) of the statement text with a bytea literal
 // of the value's ciphertext.
@@ -66,6 +93,7 @@ type Literal struct {
 	Kind           LiteralKind
 	Value          string
 	Column         *policy.Column
+	Shape          Shape
 }
 
 // String returns a description of the literal without its value.
@@ -155,6 +183,11 @@ type Statement struct {
 	// nil when $n is an ordinary parameter. Its length is the highest
 	// parameter number the statement uses.
 	Params []*policy.Column
+	// ParamShapes[n-1] is how $n is compared (ShapeScalar, ShapeAny or
+	// ShapeAll); for ShapeAny and ShapeAll the text says = ANY($n::bytea[])
+	// or <> ALL($n::bytea[]) and the value bound must be a bytea array.
+	// Nil when every parameter is scalar.
+	ParamShapes []Shape
 	// Literals are the literals bound for policy columns, in text order.
 	Literals []Literal
 	// Results describes the output columns by position when they are
@@ -232,6 +265,17 @@ type edit struct {
 // ciphertext is written as E'\\x<hex>'::bytea, which reads the same whatever
 // standard_conforming_strings is.
 func (p *Plan) Rewrite(sql string, encrypt func(lit Literal) ([]byte, error)) (string, error) {
+	return p.RewriteVersions(sql, func(lit Literal) ([][]byte, error) {
+		ct, err := encrypt(lit)
+		return [][]byte{ct}, err
+	})
+}
+
+// RewriteVersions is Rewrite where encrypt returns the literal's ciphertext
+// under each active key version, primary first: ShapeAny and ShapeAll
+// literals become ANY/ALL of an array of them, ShapeList literals one list
+// item each, ShapeScalar literals take the first.
+func (p *Plan) RewriteVersions(sql string, encrypt func(lit Literal) ([][]byte, error)) (string, error) {
 	type rep struct {
 		edit
 		lit *Literal
@@ -260,11 +304,14 @@ func (p *Plan) Rewrite(sql string, encrypt func(lit Literal) ([]byte, error)) (s
 		b.WriteString(sql[pos:r.start])
 		repl := r.repl
 		if r.lit != nil {
-			ct, err := encrypt(*r.lit)
+			cts, err := encrypt(*r.lit)
 			if err != nil {
 				return "", fmt.Errorf("failed to encrypt literal for %s: %w", r.lit.Column, err)
 			}
-			repl = byteaLiteral(ct)
+			if len(cts) == 0 {
+				return "", fmt.Errorf("failed to encrypt literal for %s: no ciphertext", r.lit.Column)
+			}
+			repl = shapedLiteral(r.lit.Shape, cts)
 		}
 		if r.start > 0 && isIdentByte(sql[r.start-1]) {
 			b.WriteByte(' ')
@@ -277,6 +324,43 @@ func (p *Plan) Rewrite(sql string, encrypt func(lit Literal) ([]byte, error)) (s
 	}
 	b.WriteString(sql[pos:])
 	return b.String(), nil
+}
+
+// shapedLiteral renders ciphertexts for a literal of the given shape.
+func shapedLiteral(shape Shape, cts [][]byte) string {
+	if len(cts) == 1 && shape != ShapeArray {
+		return byteaLiteral(cts[0]) // = x is = ANY(ARRAY[x])
+	}
+	switch shape {
+	case ShapeArray:
+		parts := make([]string, len(cts))
+		for i, ct := range cts {
+			parts[i] = byteaLiteral(ct)
+		}
+		return "ARRAY[" + strings.Join(parts, ", ") + "]::bytea[]"
+	case ShapeAny, ShapeAll:
+		var b strings.Builder
+		if shape == ShapeAny {
+			b.WriteString("ANY (ARRAY[")
+		} else {
+			b.WriteString("ALL (ARRAY[")
+		}
+		for i, ct := range cts {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(byteaLiteral(ct))
+		}
+		b.WriteString("])")
+		return b.String()
+	case ShapeList:
+		parts := make([]string, len(cts))
+		for i, ct := range cts {
+			parts[i] = byteaLiteral(ct)
+		}
+		return strings.Join(parts, ", ")
+	}
+	return byteaLiteral(cts[0])
 }
 
 func byteaLiteral(ct []byte) string {
@@ -353,7 +437,12 @@ func (p *Plan) BindExecute(lookup func(name string) (*Statement, bool)) (*Plan, 
 				continue
 			}
 			span := func() (int, int, error) { return arg.start, arg.end, arg.spanErr }
-			if err := an.bindSpan(arg.val, col, "EXECUTE", span); err != nil {
+			if j < len(inner.ParamShapes) && inner.ParamShapes[j].IsArray() {
+				an.shape = ShapeArray
+			}
+			err := an.bindSpan(arg.val, col, "EXECUTE", span)
+			an.shape = ShapeScalar
+			if err != nil {
 				return nil, err
 			}
 		}
@@ -363,8 +452,15 @@ func (p *Plan) BindExecute(lookup func(name string) (*Statement, bool)) (*Plan, 
 		}
 		if len(an.params) > 0 {
 			cp.Params = make([]*policy.Column, maxParam)
+			cp.ParamShapes = nil
 			for n, col := range an.params {
 				cp.Params[n-1] = col
+				if sh := an.shapes[n]; sh != ShapeScalar {
+					if cp.ParamShapes == nil {
+						cp.ParamShapes = make([]Shape, maxParam)
+					}
+					cp.ParamShapes[n-1] = sh
+				}
 			}
 		}
 		slices.SortFunc(cp.Literals, func(x, y Literal) int { return x.Offset - y.Offset })

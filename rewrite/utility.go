@@ -107,7 +107,11 @@ func (a *analysis) prepare(p *pg.PrepareStmt, st *Statement) error {
 		if j < 0 || !ok {
 			return errNoSpan
 		}
-		st.edits = append(st.edits, edit{int(tn.Location), end, "bytea"})
+		typ := "bytea"
+		if i < len(inner.ParamShapes) && inner.ParamShapes[i].IsArray() {
+			typ = "bytea[]"
+		}
+		st.edits = append(st.edits, edit{int(tn.Location), end, typ})
 	}
 	st.Prepare = &Prepare{Name: p.Name, Statement: inner}
 	return nil
