@@ -42,6 +42,7 @@ func newRootCmd(s streams) *cobra.Command {
 		newDevCmd(s),
 		newKeysCmd(s),
 		newAuditCmd(s),
+		newPolicyCmd(s),
 	)
 	return root
 }
