@@ -139,7 +139,7 @@ func TestStartReportsBothSources(t *testing.T) {
 func TestStartFailures(t *testing.T) {
 	tests := []struct {
 		name   string
-		spoil func(f *fixture)
+		spoil  func(f *fixture)
 		source Source
 		is     error
 	}{
