@@ -59,8 +59,8 @@ func newPolicyCheckCmd(s streams) *cobra.Command {
 		Long: `Validate a policy file: its syntax, its key sets against the keystore
 (--keystore, --master-key) and its tables against a live database (--dsn):
 each table exists, each policy column exists and is bytea, has no default
-and is not generated, no unique index covers a randomized column, and every
-table that inherits policy columns is in the policy too.
+and is not generated, no unique index covers a randomized column, and no
+other table inherits policy columns (partitions, inheritance children).
 
 Each problem is printed on its own line, as FILE:LINE:COLUMN: MESSAGE where
 the position is known. The exit status is 3 when there is any problem.
