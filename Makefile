@@ -2,7 +2,7 @@ GO      ?= go
 PKGS    := ./...
 FUZZTIME ?= 10s
 
-.PHONY: all build test unit fuzz-short deps run vet bench-proxy pgx-suite clean
+.PHONY: all build test unit fuzz-short deps run vet bench-proxy bench-datapath pgx-suite clean
 
 all: build
 
@@ -35,6 +35,10 @@ pgx-suite: deps
 ## bench-proxy: pgbench -S directly, through pgseal and through PgBouncer in one run; prints TPS and ratios.
 bench-proxy: deps
 	@scripts/bench-proxy.sh
+
+## bench-datapath: pgbench INSERT + SELECT by deterministic equality through pgseal, encrypted table vs plaintext table; TPS, ratio, analysis cost.
+bench-datapath: deps
+	@scripts/bench-datapath.sh
 
 clean:
 	rm -rf bin
