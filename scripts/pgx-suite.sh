@@ -24,6 +24,7 @@
 #
 # Environment: PGX_SUITE_TIMEOUT (go test -timeout per run, default 8m),
 # PGX_SUITE_P (go test -p, default 2), PGX_SUITE_RUN (go test -run filter),
+# PGX_SUITE_RERUNS (reruns of a test whose outcome differs, default 3),
 # PGSEAL_BIN (a pgseal binary to use instead of building ./cmd/pgseal),
 # PGX_SUITE_KEEP=1 keeps the work directory (JSON results) for inspection.
 set -euo pipefail
@@ -185,7 +186,7 @@ sed 's/^github.com\/jackc\/pgx\/v5/pgx/; s/|/ /' "$work/diff.out" | awk '{printf
 # with millisecond deadlines that now and then fail on a busy machine,
 # directly as well as through pgseal. Rerun each top-level test involved
 # RERUNS times both ways.
-reruns="${PGX_SUITE_RERUNS:-5}"
+reruns="${PGX_SUITE_RERUNS:-3}"
 echo
 echo "rerunning each test involved $reruns times both ways:"
 confirmed=0
