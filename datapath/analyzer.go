@@ -68,6 +68,7 @@ func (r RewriteAnalyzer) Analyze(sql string, searchPath []string, prepared func(
 			}
 		}
 		an.Results = append(an.Results, res)
+		an.Copies = append(an.Copies, st.Copy)
 		if st.SearchPath != nil {
 			an.SearchPath = st.SearchPath.Path
 			an.SearchPathChanged = true

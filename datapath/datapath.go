@@ -36,6 +36,9 @@ type Analysis struct {
 	// output position carries where RowDescription cannot tell (views,
 	// UNION); nil entries defer to RowDescription.
 	Results [][]*policy.Column
+	// Copies holds, per statement in the text, its COPY description (nil
+	// for statements that are not COPY).
+	Copies []*rewrite.Copy
 	// SearchPath is the new search_path when SearchPathChanged (nil: the
 	// session default, read back from the server).
 	SearchPath        []string

@@ -23,7 +23,17 @@ func (s *session) Server(typ byte, frame []byte, down proxy.Writer) error {
 		s.trackParameter(frame)
 		_, err := down.Write(frame)
 		return err
-	case 'N', 'A', 'd', 'c', 'G', 'H', 'W':
+	case 'd', 'c':
+		if s.cout != nil {
+			return s.copyOut(typ, frame, down)
+		}
+		_, err := down.Write(frame)
+		return err
+	case 'H':
+		s.startCopyOut()
+		_, err := down.Write(frame)
+		return err
+	case 'N', 'A', 'G', 'W':
 		// Asynchronous messages and COPY data: through unchanged.
 		_, err := down.Write(frame)
 		return err
@@ -82,6 +92,33 @@ func (s *session) Server(typ byte, frame []byte, down proxy.Writer) error {
 	}
 	_, err := down.Write(frame)
 	return err
+}
+
+// startCopyOut sets up the stream of a COPY TO that moves policy columns.
+func (s *session) startCopyOut() {
+	s.mu.Lock()
+	var head *expect
+	if len(s.queue) > 0 {
+		head = &s.queue[0]
+	}
+	s.mu.Unlock()
+	if head == nil {
+		return
+	}
+	var p *copyPlan
+	switch {
+	case head.kind == expQuery && head.query.index < len(head.query.copies):
+		p = head.query.copies[head.query.index]
+	case head.kind == expExecute && head.portal != nil:
+		p = head.portal.stmt.copy
+	}
+	if p == nil || p.from {
+		return
+	}
+	cs, err := newCopyStream(p)
+	if err == nil {
+		s.cout = cs
+	}
 }
 
 func (s *session) pop() {
@@ -297,6 +334,18 @@ func (s *session) failResult(head *expect, col *policy.Column, down proxy.Writer
 
 // resultEnd handles CommandComplete, EmptyQueryResponse and PortalSuspended.
 func (s *session) resultEnd(head *expect, typ byte, frame []byte, down proxy.Writer) error {
+	if s.cout != nil {
+		failed := s.cout.failed
+		s.cout = nil
+		if failed && typ == 'C' {
+			if head.kind == expExecute {
+				s.pop()
+			} else if head.kind == expQuery {
+				head.query.index++
+			}
+			return nil
+		}
+	}
 	if typ == 'C' {
 		var cc pgproto3.CommandComplete
 		if cc.Decode(frame[5:]) == nil && ddlTag(cc.CommandTag) {
@@ -327,7 +376,11 @@ func (s *session) resultEnd(head *expect, typ byte, frame []byte, down proxy.Wri
 // drops the responses the server will now skip (up to Sync).
 func (s *session) errorResponse(head *expect, frame []byte, down proxy.Writer) error {
 	refusal := head.refusal
+	s.cout = nil
 	s.mu.Lock()
+	if s.copyErr != nil {
+		refusal, s.copyErr = s.copyErr, nil
+	}
 	switch head.kind {
 	case expQuery, expCatalog:
 		// The rest of the query is skipped; ReadyForQuery ends it.

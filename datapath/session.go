@@ -56,6 +56,7 @@ type expect struct {
 // stmt is a prepared statement as the data path knows it.
 type stmt struct {
 	an     *Analysis
+	copy   *copyPlan        // a COPY that moves policy columns
 	params []*policy.Column // by parameter index
 	fields []field          // from Describe of the statement (formats unknown)
 }
@@ -78,8 +79,9 @@ type queryState struct {
 	index     int     // statement being answered
 	fields    []field // layout of the current result
 	failed    bool
-	catalog   [][]string // rows of an injected catalog query
-	relations bool       // the injected query read the relations
+	copies    []*copyPlan // per statement: COPY TO plans
+	catalog   [][]string  // rows of an injected catalog query
+	relations bool        // the injected query read the relations
 	swallow   bool
 }
 
@@ -103,12 +105,16 @@ type session struct {
 	params     map[string]string // server parameters (TimeZone, DateStyle)
 	started    bool
 
+	copyErr *proxy.Error // replaces the server's error for a COPY FROM pgseal aborted
+
 	// Client goroutine only.
+	cin   *copyStream // the COPY FROM in progress, if it moves policy columns
 	tmap  *pgtype.Map
 	cbuf  []byte
 	bind  pgproto3.Bind
 	parse pgproto3.Parse
 	// Server goroutine only.
+	cout *copyStream // the COPY TO in progress, if it moves policy columns
 	sbuf []byte
 	row  pgproto3.DataRow
 	vbuf []byte
@@ -167,6 +173,17 @@ func (s *session) Client(typ byte, frame []byte, up proxy.Writer) error {
 	} else if (s.cat.stale.Load() || s.pathStale) && s.idle() {
 		if err := s.injectCatalog(up); err != nil {
 			return err
+		}
+	}
+	if s.cin != nil {
+		switch typ {
+		case 'd', 'c', 'f':
+			return s.copyIn(typ, frame, up)
+		case 'H', 'S':
+		default:
+			// Anything else means the COPY never started (its statement
+			// failed): the stream is over.
+			s.cin = nil
 		}
 	}
 	switch typ {
@@ -285,7 +302,13 @@ func (s *session) clientQuery(frame []byte, up proxy.Writer) error {
 		return proxy.Errorf(proxy.CodeProtocolViolation, "invalid Query message")
 	}
 	an := s.analyze(q.String)
-	e := expect{kind: expQuery, query: &queryState{an: &an}}
+	qs := &queryState{an: &an}
+	if an.Refusal == nil {
+		if err := s.planQueryCopies(&an, qs); err != nil {
+			an = Analysis{Refusal: err}
+		}
+	}
+	e := expect{kind: expQuery, query: qs}
 	text := an.SQL
 	switch {
 	case an.Refusal != nil:
@@ -307,6 +330,13 @@ func (s *session) clientParse(frame []byte, up proxy.Writer) error {
 	}
 	an := s.analyze(p.Query)
 	st := &stmt{an: &an, params: an.Params}
+	if an.Refusal == nil && len(an.Copies) == 1 {
+		cp, err := s.planCopy(an.Copies[0])
+		if err != nil {
+			an = Analysis{Refusal: err}
+		}
+		st.copy = cp
+	}
 	e := expect{kind: expParse, stmt: st}
 	s.mu.Lock()
 	s.stmts[p.Name] = st
@@ -362,8 +392,16 @@ func (s *session) clientExecute(frame []byte, up proxy.Writer) error {
 		return proxy.Errorf(proxy.CodeProtocolViolation, "invalid Execute message")
 	}
 	s.mu.Lock()
-	s.queue = append(s.queue, expect{kind: expExecute, portal: s.portals[ex.Portal]})
+	p := s.portals[ex.Portal]
+	s.queue = append(s.queue, expect{kind: expExecute, portal: p})
 	s.mu.Unlock()
+	if p != nil && p.stmt.copy != nil && p.stmt.copy.from {
+		cs, err := newCopyStream(p.stmt.copy)
+		if err != nil {
+			return err
+		}
+		s.cin = cs
+	}
 	_, err := up.Write(frame)
 	return err
 }
@@ -407,4 +445,35 @@ func (s *session) setSearchPath(csv string) {
 	s.mu.Lock()
 	s.searchPath = path
 	s.mu.Unlock()
+}
+
+// planQueryCopies plans the COPY statements of a simple query: a COPY FROM
+// that moves policy columns starts its stream now, before the server even
+// answers, so no CopyData can slip through unencrypted; COPY TO plans wait
+// for the server's CopyOutResponse.
+func (s *session) planQueryCopies(an *Analysis, qs *queryState) *proxy.Error {
+	for i, cp := range an.Copies {
+		p, err := s.planCopy(cp)
+		if err != nil {
+			return err
+		}
+		if p == nil {
+			continue
+		}
+		if qs.copies == nil {
+			qs.copies = make([]*copyPlan, len(an.Copies))
+		}
+		qs.copies[i] = p
+		if p.from {
+			if s.cin != nil {
+				return proxy.Errorf(proxy.CodeFeatureNotSupported, "pgseal: one query text may hold one COPY FROM STDIN into encrypted columns")
+			}
+			cs, err := newCopyStream(p)
+			if err != nil {
+				return copyError(err)
+			}
+			s.cin = cs
+		}
+	}
+	return nil
 }

@@ -228,12 +228,17 @@ func (a *analysis) copyStmt(c *pg.CopyStmt, st *Statement) error {
 		cp.Query = q
 	}
 	st.Copy = cp
-	if len(cp.Encrypted) > 0 {
+	if len(cp.Encrypted) > 0 && (cp.File != "" || cp.Program) {
 		names := make([]string, len(cp.Encrypted))
 		for i, c := range cp.Encrypted {
 			names[i] = c.String()
 		}
-		return refuse("COPY of encrypted columns (%s) is not supported yet", strings.Join(names, ", "))
+		where := "a file on the server"
+		if cp.Program {
+			where = "a program on the server"
+		}
+		return refuse("COPY of encrypted columns (%s) to or from %s is refused: the server would read plaintext or hand out ciphertext behind pgseal; use COPY ... FROM STDIN / TO STDOUT (psql \\copy)",
+			strings.Join(names, ", "), where)
 	}
 	return nil
 }
