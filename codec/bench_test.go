@@ -7,6 +7,14 @@ func benchmarkRoundTrip(b *testing.B, t Type, format int16, in string) {
 	var c, out []byte
 	b.ReportAllocs()
 	b.SetBytes(int64(len(wire)))
+	start := processCPU()
+	defer func() {
+		// CPU time per operation is steadier than wall time on a machine
+		// shared with other work.
+		if cpu := processCPU() - start; cpu > 0 && b.N > 0 {
+			b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
+		}
+	}()
 	for b.Loop() {
 		var err error
 		c, err = Canonical(c[:0], t, format, wire)
