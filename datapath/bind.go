@@ -60,7 +60,7 @@ func (s *session) encryptParams(b *pgproto3.Bind, st *stmt) *proxy.Error {
 	for i := range formats {
 		formats[i] = paramFormat(b.ParameterFormatCodes, i)
 	}
-	n := 0
+	// seal reports each value to the observer.
 	for i, col := range st.params {
 		if col == nil || i >= len(b.Parameters) || b.Parameters[i] == nil {
 			continue
@@ -88,10 +88,8 @@ func (s *session) encryptParams(b *pgproto3.Bind, st *stmt) *proxy.Error {
 			b.Parameters[i] = cts[0]
 		}
 		formats[i] = codec.BinaryFormat
-		n++
 	}
 	b.ParameterFormatCodes = formats
-	s.dp.obs.Encrypted(n)
 	return nil
 }
 
