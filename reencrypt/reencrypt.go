@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-		"github.com/pgseal/pgseal/envelope"
+	"github.com/pgseal/pgseal/envelope"
 	"github.com/pgseal/pgseal/policy"
 )
 
