@@ -6,9 +6,11 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -36,6 +38,9 @@ type serveConfig struct {
 	Policy          string
 	KeystorePath    string
 	MasterKey       string
+	MetricsListen   string
+	AuditLog        string
+	ReloadInterval  time.Duration
 }
 
 // serveKeys maps configuration keys to flag names; the environment variable
@@ -56,6 +61,9 @@ var serveKeys = map[string]string{
 	"policy":              "policy",
 	"keystore.path":       "keystore",
 	"keystore.master_key": "master-key",
+	"metrics.listen":      "metrics-listen",
+	"audit.path":          "audit-log",
+	"reload.interval":     "reload-interval",
 }
 
 func addServeFlags(cmd *cobra.Command) {
@@ -76,6 +84,9 @@ func addServeFlags(cmd *cobra.Command) {
 	f.String("policy", "", "policy YAML naming the encrypted columns (without it pgseal only proxies)")
 	f.String("keystore", "", "keystore file")
 	f.String("master-key", "", "master-key source: file:PATH, env:VAR or passphrase")
+	f.String("metrics-listen", "", "address of the HTTP listener for /metrics, /healthz and /readyz (off when empty)")
+	f.String("audit-log", "", "security audit log (JSON lines, HMAC-chained with the keystore's audit key; off when empty)")
+	f.Duration("reload-interval", 2*time.Second, "how often the policy and keystore files are checked for changes (0: only on SIGHUP)")
 }
 
 // loadServeConfig reads the configuration with one viper instance.
@@ -100,6 +111,9 @@ func loadServeConfig(cmd *cobra.Command) (*serveConfig, error) {
 		Policy:          v.GetString("policy"),
 		KeystorePath:    v.GetString("keystore.path"),
 		MasterKey:       v.GetString("keystore.master_key"),
+		MetricsListen:   v.GetString("metrics.listen"),
+		AuditLog:        v.GetString("audit.path"),
+		ReloadInterval:  v.GetDuration("reload.interval"),
 	}
 	if c.Upstream == "" {
 		return nil, withCode(ExitConfig, errors.New("upstream is required (--upstream or PGSEAL_UPSTREAM)"))
@@ -150,6 +164,20 @@ func newServeCmd(s streams) *cobra.Command {
 	return cmd
 }
 
+// Serve runs `pgseal serve` with args (flags as on the command line) until
+// ctx ends, then shuts down as on SIGTERM. The log goes to logw. It is for
+// tests and programs that embed pgseal; like the command, it reloads on
+// SIGHUP while it runs.
+func Serve(ctx context.Context, args []string, logw io.Writer) error {
+	cmd := newServeCmd(streams{in: strings.NewReader(""), out: io.Discard, err: logw})
+	cmd.SetArgs(args)
+	cmd.SetOut(io.Discard)
+	cmd.SetErr(logw)
+	cmd.SilenceUsage = true
+	cmd.SilenceErrors = true
+	return cmd.ExecuteContext(ctx)
+}
+
 // runServe starts the proxy and blocks until ctx is done, then shuts down.
 // ready, when not nil, receives the listening address once clients can
 // connect.
@@ -181,13 +209,13 @@ func runServe(ctx context.Context, s streams, cfg *serveConfig, ready func(addr 
 	} else if cfg.TLSRequire {
 		return withCode(ExitConfig, errors.New("tls.cert and tls.key are required while tls.require is on"))
 	}
-	dp, err := newDataPath(ctx, cfg, log)
+	ops, err := startOps(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	if dp != nil {
-		opts = append(opts, proxy.WithDataPath(dp))
-	} else {
+	defer ops.close()
+	opts = append(opts, ops.proxyOptions()...)
+	if ops.reloader == nil {
 		log.Warn().Msg("no policy configured: pgseal forwards everything unencrypted")
 	}
 	srv := proxy.New(up, opts...)
@@ -196,7 +224,17 @@ func runServe(ctx context.Context, s streams, cfg *serveConfig, ready func(addr 
 	if err != nil {
 		return fmt.Errorf("failed to listen on %s: %w", cfg.Listen, err)
 	}
-	log.Info().Str("listen", l.Addr().String()).Str("upstream", up.String()).Msg("pgseal is ready")
+	mAddr, err := ops.serveMetrics(ctx, up)
+	if err != nil {
+		l.Close()
+		return err
+	}
+	ev := log.Info().Str("listen", l.Addr().String()).Str("upstream", up.String())
+	if mAddr != "" {
+		ev = ev.Str("metrics", mAddr)
+	}
+	ev.Msg("pgseal is ready")
+	ops.started(l.Addr().String(), up.String())
 	if ready != nil {
 		ready(l.Addr())
 	}
@@ -208,6 +246,7 @@ func runServe(ctx context.Context, s streams, cfg *serveConfig, ready func(addr 
 		return err
 	case <-ctx.Done():
 	}
+	ops.draining.Store(true)
 	log.Info().Dur("timeout", cfg.ShutdownTimeout).Msg("shutting down: no new sessions")
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
