@@ -13,28 +13,26 @@ import (
 // new one.
 type KeystoreCiphers struct {
 	ks *keystore.Keystore
-	mu sync.Mutex
-	m  map[*policy.Column]*envelope.ColumnCipher
+	m  sync.Map // *policy.Column → *envelope.ColumnCipher
 }
 
 // NewKeystoreCiphers returns ciphers drawn from ks.
 func NewKeystoreCiphers(ks *keystore.Keystore) *KeystoreCiphers {
-	return &KeystoreCiphers{ks: ks, m: make(map[*policy.Column]*envelope.ColumnCipher)}
+	return &KeystoreCiphers{ks: ks}
 }
 
 // Column implements Ciphers.
 func (k *KeystoreCiphers) Column(col *policy.Column) (*envelope.ColumnCipher, error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if c, ok := k.m[col]; ok {
-		return c, nil
+	if c, ok := k.m.Load(col); ok {
+		return c.(*envelope.ColumnCipher), nil
 	}
 	c, err := k.ks.Column(col.KeySet, ColumnTable(col), col.Name, EnvelopeMode(col.Mode))
 	if err != nil {
 		return nil, err
 	}
-	k.m[col] = c
-	return c, nil
+	// Two sessions may build the same cipher at once; either copy works.
+	actual, _ := k.m.LoadOrStore(col, c)
+	return actual.(*envelope.ColumnCipher), nil
 }
 
 // ColumnTable is the table name that enters a column's associated data:

@@ -1,29 +1,20 @@
 package datapath
 
 import (
-	"strings"
-	"time"
-
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgseal/pgseal/codec"
 )
 
 // codecSession builds the value codec settings from the server's
-// TimeZone and DateStyle parameters.
+// TimeZone and DateStyle parameters. A value the codec does not accept
+// leaves its default (UTC, ISO MDY).
 func codecSession(params map[string]string) *codec.Session {
 	cs := &codec.Session{}
-	if tz := params["TimeZone"]; tz != "" {
-		if loc, err := time.LoadLocation(tz); err == nil {
-			cs.Location = loc
+	for _, name := range []string{"TimeZone", "DateStyle"} {
+		if v, ok := params[name]; ok {
+			_ = cs.SetParameter(name, v)
 		}
-	}
-	ds := strings.ToUpper(params["DateStyle"])
-	switch {
-	case strings.Contains(ds, "DMY"):
-		cs.DateOrder = codec.DMY
-	case strings.Contains(ds, "YMD"):
-		cs.DateOrder = codec.YMD
 	}
 	return cs
 }

@@ -33,6 +33,8 @@ type copyStream struct {
 	out    []byte
 	fields [][]byte
 	failed bool // an error ended the COPY: drop the rest of its data
+	conv   func(line int64, i int, col *policy.Column, v []byte) ([]byte, error)
+	vals   []byte // storage for converted values of the current row
 }
 
 // planCopy turns a COPY statement's analysis into a copyPlan. It returns
@@ -237,6 +239,7 @@ func (s *session) copyIn(typ byte, frame []byte, up proxy.Writer) error {
 			return nil
 		}
 		err := c.pump(frame[5:], false, s.encryptCopyField(c))
+
 		if err != nil {
 			return s.failCopyIn(up, err)
 		}
@@ -264,9 +267,12 @@ func (s *session) copyIn(typ byte, frame []byte, up proxy.Writer) error {
 
 // encryptCopyField returns the conversion of one incoming policy field.
 func (s *session) encryptCopyField(c *copyStream) func(int64, int, *policy.Column, []byte) ([]byte, error) {
+	if c.conv != nil {
+		return c.conv
+	}
 	snap := s.snapshot()
 	format := c.valueFormat()
-	return func(line int64, _ int, col *policy.Column, v []byte) ([]byte, error) {
+	c.conv = func(line int64, _ int, col *policy.Column, v []byte) ([]byte, error) {
 		canon, err := s.codec().Canonical(nil, col.Type, format, v)
 		if err != nil {
 			code := codec.SQLState(err)
@@ -287,6 +293,7 @@ func (s *session) encryptCopyField(c *copyStream) func(int64, int, *policy.Colum
 		hex.Encode(out[2:], cts[0])
 		return out, nil
 	}
+	return c.conv
 }
 
 // failCopyIn aborts a COPY FROM: the server is sent CopyFail, and the error
@@ -343,8 +350,11 @@ func (s *session) copyOut(typ byte, frame []byte, down proxy.Writer) error {
 
 // decryptCopyField returns the conversion of one outgoing policy field.
 func (s *session) decryptCopyField(c *copyStream) func(int64, int, *policy.Column, []byte) ([]byte, error) {
+	if c.conv != nil {
+		return c.conv
+	}
 	format := c.valueFormat()
-	return func(line int64, _ int, col *policy.Column, v []byte) ([]byte, error) {
+	c.conv = func(line int64, _ int, col *policy.Column, v []byte) ([]byte, error) {
 		out, err := s.decryptValue(nil, field{col: col, format: format}, v)
 		if err != nil {
 			s.dp.obs.DecryptFailed(col.String())
@@ -353,6 +363,7 @@ func (s *session) decryptCopyField(c *copyStream) func(int64, int, *policy.Colum
 		s.dp.obs.Decrypted(1)
 		return out, nil
 	}
+	return c.conv
 }
 
 // failCopyOut ends a COPY TO with an error; the rest of its data and its
