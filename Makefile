@@ -2,7 +2,7 @@ GO      ?= go
 PKGS    := ./...
 FUZZTIME ?= 10s
 
-.PHONY: all build test unit fuzz-short deps run vet bench-proxy bench-datapath pgx-suite clean
+.PHONY: all build test unit fuzz-short deps run vet bench-proxy bench-datapath pgx-suite clean bench-copy
 
 all: build
 
@@ -39,6 +39,10 @@ bench-proxy: deps
 ## bench-datapath: pgbench INSERT + SELECT by deterministic equality through pgseal, encrypted table vs plaintext table; TPS, ratio, analysis cost.
 bench-datapath: deps
 	@scripts/bench-datapath.sh
+
+## bench-copy: COPY load and export of 1M rows, directly and through pgseal; prints times and ratios.
+bench-copy: deps
+	@scripts/bench-copy.sh
 
 clean:
 	rm -rf bin
