@@ -263,6 +263,11 @@ func newKeysDisableCmd(s streams) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if check, _ := cmd.Flags().GetBool("check-db"); check {
+				if err := checkVersionUnused(cmd, s, e, args[0], version); err != nil {
+					return err
+				}
+			}
 			return e.edit(cmd.Context(), func(ed *keystore.Editor) (string, map[string]any, error) {
 				info, err := ed.Disable(args[0], version)
 				if err != nil {
@@ -274,6 +279,7 @@ func newKeysDisableCmd(s streams) *cobra.Command {
 		},
 	}
 	cmd.Flags().Uint32("version", 0, "the version to disable (not the primary)")
+	checkDBFlags(cmd)
 	return cmd
 }
 

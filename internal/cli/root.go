@@ -43,6 +43,9 @@ func newRootCmd(s streams) *cobra.Command {
 		newKeysCmd(s),
 		newAuditCmd(s),
 		newPolicyCmd(s),
+		newReencryptCmd(s),
+		newEncryptColumnCmd(s),
+		newDecryptColumnCmd(s),
 	)
 	return root
 }
