@@ -123,7 +123,7 @@ func startServe(tb testing.TB, o serveOptions) *served {
 		"--audit-log", s.auditLog,
 		"--log-level", o.logLevel, "--log-format", "json",
 		"--reload-interval", "20ms",
-		"--shutdown-timeout", "5s",
+		"--shutdown-timeout", "2s",
 	}, o.args...)
 	sctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel

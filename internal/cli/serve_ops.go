@@ -151,11 +151,14 @@ func (o *ops) watch() {
 }
 
 // analyzer builds the statement analyzer of a policy, timed when metrics
-// are on.
+// are on and logged (as shapes) at debug level.
 func (o *ops) analyzer(p *policy.Policy) datapath.Analyzer {
 	var a datapath.Analyzer = datapath.RewriteAnalyzer{A: rewrite.New(p)}
 	if o.metrics != nil {
 		a = o.metrics.Analyzer(a)
+	}
+	if o.log.GetLevel() <= zerolog.DebugLevel {
+		a = logAnalyzer(a, o.log)
 	}
 	return a
 }
