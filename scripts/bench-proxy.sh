@@ -13,10 +13,12 @@
 #
 # Environment: BENCH_DURATION (seconds per run, default 15), BENCH_CLIENTS
 # (default 8), BENCH_THREADS (default 2), BENCH_SCALE (default 10),
-# BENCH_ROUNDS (runs of each target and mode, interleaved; the median TPS is
-# reported; default 1), PGSEAL_BIN (a pgseal binary to use instead of
+# BENCH_ROUNDS (runs of each target and mode, interleaved; the median TPS
+# and the median of the per-round ratios are reported; default 1; on a
+# shared machine use 3 or more), PGSEAL_BIN (a pgseal binary to use instead of
 # building ./cmd/pgseal).
 set -euo pipefail
+export LC_ALL=C # numbers with a decimal point in printf and awk
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -191,7 +193,14 @@ run_bench() {
 		echo "bench-proxy: failed transactions against $1 ($2)" >&2
 		exit 1
 	fi
-	sed -n 's/^tps = \([0-9.]*\) (without initial connection time)$/\1/p' <<<"$out"
+	local tps
+	tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)$/\1/p' <<<"$out")
+	if [ -z "$tps" ]; then
+		echo "$out" >&2
+		echo "bench-proxy: no TPS in pgbench's output against $1 ($2); a busy machine needs a longer BENCH_DURATION" >&2
+		exit 1
+	fi
+	echo "$tps"
 }
 
 declare -A samples
@@ -206,16 +215,18 @@ for round in $(seq 1 "$rounds"); do
 done
 
 median() { tr ' ' '\n' | grep . | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+# ratios A B: the per-round ratios of two space-separated sample lists.
+ratios() { awk -v a="$1" -v b="$2" 'BEGIN { n = split(a, x, " "); split(b, y, " "); for (i = 1; i <= n; i++) printf " %.4f", x[i] / y[i] }'; }
 
 echo
-echo "pgbench -S, scale $scale, $clients clients, $threads threads, ${duration}s per run, median of $rounds round(s); TLS and SCRAM on every hop"
+echo "pgbench -S, scale $scale, $clients clients, $threads threads, ${duration}s per run, $rounds round(s); TLS and SCRAM on every hop"
+echo "TPS: median over rounds; ratios: median of the per-round ratios (runs of one round are closest in time)"
 printf '%-9s %12s %12s %12s %15s %18s\n' mode direct pgseal pgbouncer pgseal/direct pgseal/pgbouncer
 for mode in simple prepared; do
-	d=$(median <<<"${samples[$mode,direct]}")
-	s=$(median <<<"${samples[$mode,pgseal]}")
-	b=$(median <<<"${samples[$mode,pgbouncer]}")
-	awk -v m="$mode" -v d="$d" -v s="$s" -v b="$b" \
-		'BEGIN { printf "%-9s %12.0f %12.0f %12.0f %15.2f %18.2f\n", m, d, s, b, s / d, s / b }'
+	d=${samples[$mode,direct]} s=${samples[$mode,pgseal]} b=${samples[$mode,pgbouncer]}
+	printf '%-9s %12.0f %12.0f %12.0f %15.2f %18.2f\n' "$mode" \
+		"$(median <<<"$d")" "$(median <<<"$s")" "$(median <<<"$b")" \
+		"$(median <<<"$(ratios "$s" "$d")")" "$(median <<<"$(ratios "$s" "$b")")"
 done
 if [ "$rounds" -gt 1 ]; then
 	echo
