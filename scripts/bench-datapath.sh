@@ -14,11 +14,13 @@
 # miss (go test ./rewrite -bench Analyze).
 #
 # Environment: BENCH_DURATION (seconds per run, default 15), BENCH_CLIENTS
-# (default 8), BENCH_THREADS (default 2), BENCH_ROUNDS (runs of each target
-# and mode, interleaved; the median TPS is reported; default 1),
-# BENCH_CPUPROFILE (write a CPU profile of pgseal serve over the whole run
-# to this file, and print its top functions), PGSEAL_BIN (a pgseal binary to
-# use instead of building ./cmd/pgseal; ignored with BENCH_CPUPROFILE).
+# (default 8), BENCH_THREADS (default 2), BENCH_ROUNDS (runs of each table
+# and mode, interleaved, each round starting with the other table; the
+# median TPS is reported; default 1), BENCH_WARMUP (seconds of an uncounted
+# run of each case first, default 5), BENCH_CPUPROFILE (write a CPU profile
+# of pgseal serve over the whole run to this file and print its top
+# functions), PGSEAL_BIN (a pgseal binary to use instead of building
+# ./cmd/pgseal; serve runs from source with BENCH_CPUPROFILE).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -28,6 +30,7 @@ duration="${BENCH_DURATION:-15}"
 clients="${BENCH_CLIENTS:-8}"
 threads="${BENCH_THREADS:-2}"
 rounds="${BENCH_ROUNDS:-1}"
+warmup="${BENCH_WARMUP:-5}"
 cpuprofile="${BENCH_CPUPROFILE:-}"
 if [ -n "$cpuprofile" ]; then
 	cpuprofile="$(cd "$(dirname "$cpuprofile")" && pwd)/$(basename "$cpuprofile")"
@@ -48,7 +51,12 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 mkdir -p "$work/bin"
-pgseal_bin="${PGSEAL_BIN:-}"
+pgseal_cli="${PGSEAL_BIN:-}"
+if [ -z "$pgseal_cli" ]; then
+	pgseal_cli="$work/bin/pgseal"
+	go build -o "$pgseal_cli" ./cmd/pgseal
+fi
+pgseal_bin="$pgseal_cli"
 if [ -n "$cpuprofile" ]; then
 	# pgseal serve under a CPU profiler: a development build of the same
 	# command, started through a wrapper because stack runs `BIN serve ...`.
@@ -56,13 +64,8 @@ if [ -n "$cpuprofile" ]; then
 	pgseal_bin="$work/bin/pgseal-profiled"
 	printf '#!/usr/bin/env bash\nexec %q -cpuprofile %q "$@"\n' "$work/bin/pgsealprof" "$cpuprofile" >"$pgseal_bin"
 	chmod +x "$pgseal_bin"
-elif [ -z "$pgseal_bin" ]; then
-	pgseal_bin="$work/bin/pgseal"
-	go build -o "$pgseal_bin" ./cmd/pgseal
 fi
 go build -o "$work/bin/stack" ./internal/devtools/stack
-pgseal_cli="$work/bin/pgseal-cli"
-go build -o "$pgseal_cli" ./cmd/pgseal
 
 # The keystore, its master key and the policy.
 keys=(--keystore "$work/keystore.json" --master-key "file:$work/master.key")
@@ -123,10 +126,10 @@ for table in enc plain; do
 done
 note="note-0123456789abcdef0123456789abcdef0123456789abcdef0123456789ab"
 
-# run_bench TABLE MODE: the TPS of one pgbench run.
+# run_bench TABLE MODE [SECONDS]: the TPS of one pgbench run.
 run_bench() {
 	local out
-	out=$(pgbench -n -f "$work/$2-$1.sql" -D "note=$note" -M "$2" -c "$clients" -j "$threads" -T "$duration" "$proxied" 2>&1) || {
+	out=$(pgbench -n -f "$work/$2-$1.sql" -D "note=$note" -M "$2" -c "$clients" -j "$threads" -T "${3:-$duration}" "$proxied" 2>&1) || {
 		echo "$out" >&2
 		echo "bench-datapath: pgbench failed against $1 ($2)" >&2
 		exit 1
@@ -139,10 +142,25 @@ run_bench() {
 	sed -n 's/^tps = \([0-9.]*\) (without initial connection time)$/\1/p' <<<"$out"
 }
 
+# A warm-up run of each case, not counted: the first statements of a run
+# pay for cold caches (shared buffers, the table's first pages, pgseal's
+# plan cache), which would otherwise fall on whichever case runs first.
+for mode in prepared simple; do
+	for t in enc plain; do
+		echo "bench-datapath: warm-up, $mode, $t (${warmup}s)..." >&2
+		run_bench "$t" "$mode" "$warmup" >/dev/null
+	done
+done
+
+# Rounds alternate which table goes first.
 declare -A samples
 for round in $(seq 1 "$rounds"); do
+	order="enc plain"
+	if [ $((round % 2)) -eq 0 ]; then
+		order="plain enc"
+	fi
 	for mode in prepared simple; do
-		for t in enc plain; do
+		for t in $order; do
 			echo "bench-datapath: round $round/$rounds, $mode, $t (${duration}s)..." >&2
 			tps=$(run_bench "$t" "$mode")
 			samples[$mode,$t]="${samples[$mode,$t]:-} $tps"
@@ -173,7 +191,7 @@ for mode in prepared simple; do
 	e=$(median <<<"${samples[$mode,enc]}")
 	p=$(median <<<"${samples[$mode,plain]}")
 	awk -v m="$mode" -v e="$e" -v p="$p" \
-		'BEGIN { printf "%-9s %12.0f %12.0f %10.2f%s\n", m, e, p, e / p, (e / p >= 0.80) ? "" : "  (goal 0.80)" }'
+		'BEGIN { printf "%-9s %12.0f %12.0f %10.3f%s\n", m, e, p, e / p, (e / p >= 0.80) ? "" : "  (below the goal of 0.80)" }'
 done
 if [ "$rounds" -gt 1 ]; then
 	echo
