@@ -169,7 +169,7 @@ func validateBody(b *bodyJSON) ([]byte, error) {
 		return nil, corrupt("bad creation time")
 	}
 	switch m := b.Master; m.Kind {
-	case KindRaw256:
+	case KindRaw256, KindPKCS11:
 		if m.Salt != nil || m.Time != 0 || m.MemoryKiB != 0 || m.Threads != 0 {
 			return nil, corrupt("unexpected parameters for a raw master key")
 		}

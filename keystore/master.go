@@ -124,8 +124,9 @@ var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 //	file:PATH    32 random bytes (raw, or base64) in a file of mode 0600
 //	env:VAR      the base64 of 32 random bytes in an environment variable
 //	passphrase   PGSEAL_PASSPHRASE, or a prompt, stretched with Argon2id
+//	pkcs11:URI   an AES key inside a PKCS#11 token (RFC 7512, docs/hsm.md)
 //
-// "pkcs11:" is reserved for an HSM source. Errors wrap ErrMasterKeySource.
+// A pkcs11 source also implements io.Closer. Errors wrap ErrMasterKeySource.
 func ParseMasterKeySource(spec string, opts ...SourceOption) (MasterKeySource, error) {
 	cfg := sourceConfig{lookupEnv: os.LookupEnv, passEnv: PassphraseEnv, cost: DefaultArgon2idCost}
 	for _, o := range opts {
@@ -145,7 +146,7 @@ func ParseMasterKeySource(spec string, opts ...SourceOption) (MasterKeySource, e
 		}
 		return &passphraseSource{lookup: cfg.lookupEnv, envName: cfg.passEnv, prompt: cfg.prompt, cost: cfg.cost}, nil
 	case scheme == "pkcs11":
-		return nil, fmt.Errorf("failed to parse master-key source: pkcs11 is not supported yet: %w", ErrMasterKeySource)
+		return newPKCS11Source(spec, &cfg)
 	default:
 		return nil, fmt.Errorf("failed to parse master-key source %q (want file:PATH, env:VAR or passphrase): %w", redactSpec(spec), ErrMasterKeySource)
 	}
