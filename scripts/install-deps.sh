@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Installs what pgseal's tests need when it is missing: PostgreSQL server
-# binaries (initdb, postgres) and client tools (psql, pgbench). Idempotent.
+# binaries (initdb, postgres), client tools (psql, pgbench), and SoftHSM2
+# (the PKCS#11 module and softhsm2-util) for the HSM master-key tests.
+# Idempotent.
 set -euo pipefail
 
 have_server() { ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; }
 have_client() { command -v psql >/dev/null 2>&1 && command -v pgbench >/dev/null 2>&1; }
+have_softhsm() { ls /usr/lib/softhsm/libsofthsm2.so >/dev/null 2>&1 && command -v softhsm2-util >/dev/null 2>&1; }
 
 need=()
 have_server || need+=(postgresql)
 have_client || need+=(postgresql-client postgresql-contrib)
+have_softhsm || need+=(softhsm2)
 if [ "${#need[@]}" -gt 0 ]; then
 	if [ "$(id -u)" -ne 0 ]; then
 		echo "install-deps: need ${need[*]} but not root; install them and retry" >&2
