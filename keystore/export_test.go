@@ -115,7 +115,9 @@ func TestImportRefusesInconsistentExport(t *testing.T) {
 		{"bad name", func(x *Export) { x.KeySets[0].Name = "Bad Name" }},
 		{"duplicate id", func(x *Export) { x.KeySets[1].ID = x.KeySets[0].ID }},
 		{"unknown algorithm", func(x *Export) { x.KeySets[0].Versions[0].Algorithm = "rot13" }},
-		{"no creation time", func(x *Export) { x.KeySets[0].Versions[0].Created = x.KeySets[0].Versions[0].Created.AddDate(-3000, 0, 0) }},
+		{"no creation time", func(x *Export) {
+			x.KeySets[0].Versions[0].Created = x.KeySets[0].Versions[0].Created.AddDate(-3000, 0, 0)
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
