@@ -3,7 +3,6 @@ package datapath
 import (
 	"errors"
 
-	"github.com/pgseal/pgseal/policy"
 	"github.com/pgseal/pgseal/proxy"
 	"github.com/pgseal/pgseal/rewrite"
 )
@@ -58,13 +57,13 @@ func (r RewriteAnalyzer) Analyze(sql string, searchPath []string, prepared func(
 				}
 			}
 		}
-		var res []*policy.Column
+		var res []Lineage
 		for j, rc := range st.Results {
 			if rc.Column != nil {
 				if res == nil {
-					res = make([]*policy.Column, len(st.Results))
+					res = make([]Lineage, len(st.Results))
 				}
-				res[j] = rc.Column
+				res[j] = Lineage{Column: rc.Column, Alternatives: rc.Alternatives}
 			}
 		}
 		an.Results = append(an.Results, res)

@@ -35,7 +35,7 @@ type Analysis struct {
 	// Results holds, per statement in the text, the policy column each
 	// output position carries where RowDescription cannot tell (views,
 	// UNION); nil entries defer to RowDescription.
-	Results [][]*policy.Column
+	Results [][]Lineage
 	// Copies holds, per statement in the text, its COPY description (nil
 	// for statements that are not COPY).
 	Copies []*rewrite.Copy
@@ -50,6 +50,15 @@ type Analysis struct {
 	// ALL or DISCARD ALL.
 	Deallocates   []string
 	DeallocateAll bool
+}
+
+// Lineage says which policy column's ciphertext an output column carries.
+// Alternatives are further columns (same key set and declared type) a value
+// may come from, as in a UNION ALL over different columns: each value opens
+// under exactly one of them.
+type Lineage struct {
+	Column       *policy.Column
+	Alternatives []*policy.Column
 }
 
 // Analyzer analyses a statement text for a session. Implementations encrypt

@@ -155,7 +155,7 @@ func (s *session) rowDescription(head *expect, frame []byte, down proxy.Writer) 
 		return err
 	}
 	cd := s.cat.data.Load()
-	var lineage []*policy.Column
+	var lineage []Lineage
 	if head.kind == expQuery && head.query.an != nil && head.query.index < len(head.query.an.Results) {
 		lineage = head.query.an.Results[head.query.index]
 	} else if head.stmt != nil && len(head.stmt.an.Results) > 0 {
@@ -167,8 +167,18 @@ func (s *session) rowDescription(head *expect, frame []byte, down proxy.Writer) 
 	for i := range rd.Fields {
 		f := &rd.Fields[i]
 		col := cd.lookup(f.TableOID, int16(f.TableAttributeNumber))
-		if col == nil && i < len(lineage) {
-			col = lineage[i]
+		var alts []*policy.Column
+		if i < len(lineage) && lineage[i].Column != nil {
+			if col == nil {
+				col = lineage[i].Column
+			}
+			// PostgreSQL may name the first branch's table for a UNION
+			// ALL: the other branches' columns are alternatives.
+			for _, c := range append([]*policy.Column{lineage[i].Column}, lineage[i].Alternatives...) {
+				if c != col {
+					alts = append(alts, c)
+				}
+			}
 		}
 		if col == nil {
 			continue
@@ -176,7 +186,7 @@ func (s *session) rowDescription(head *expect, frame []byte, down proxy.Writer) 
 		if fields == nil {
 			fields = make([]field, len(rd.Fields))
 		}
-		fields[i] = field{col: col, format: f.Format}
+		fields[i] = field{col: col, alts: alts, format: f.Format}
 		f.DataTypeOID = col.Type.OID()
 		f.DataTypeSize = typeSize(col.Type)
 		f.TypeModifier = -1
@@ -297,22 +307,28 @@ func (s *session) decryptValue(dst []byte, f field, v []byte) ([]byte, error) {
 		ct = buf
 	}
 	ciphers := s.snapshot().Ciphers
-	c, err := ciphers.Column(f.col)
-	if err != nil {
-		return dst, err
-	}
-	plain, err := c.Open(nil, ct)
-	if err != nil {
-		// A version this replica has not loaded yet: reload once.
-		nc := refreshed(ciphers, f.col, c, ct)
-		if nc == nil {
-			return dst, envelope.ErrDecrypt
+	// Try the column, then its alternatives (UNION ALL over columns).
+	for i := -1; i < len(f.alts); i++ {
+		col := f.col
+		if i >= 0 {
+			col = f.alts[i]
 		}
-		if plain, err = nc.Open(nil, ct); err != nil {
-			return dst, envelope.ErrDecrypt
+		c, err := ciphers.Column(col)
+		if err != nil {
+			return dst, err
+		}
+		plain, err := c.Open(nil, ct)
+		if err != nil {
+			// A version this replica has not loaded yet: reload once.
+			if nc := refreshed(ciphers, col, c, ct); nc != nil {
+				plain, err = nc.Open(nil, ct)
+			}
+		}
+		if err == nil {
+			return s.codec().Encode(dst, col.Type, f.format, plain)
 		}
 	}
-	return s.codec().Encode(dst, f.col.Type, f.format, plain)
+	return dst, envelope.ErrDecrypt
 }
 
 // failResult replaces the rest of a result with an error when a value does

@@ -69,8 +69,9 @@ type portal struct {
 
 // field is one result column as the data path handles it.
 type field struct {
-	col    *policy.Column // nil: not encrypted
-	format int16          // format the server sends and the client asked for
+	col    *policy.Column   // nil: not encrypted
+	alts   []*policy.Column // other columns a value may come from (UNION ALL)
+	format int16            // format the server sends and the client asked for
 }
 
 // queryState follows a simple Query through its statements.

@@ -3,6 +3,7 @@ package e2e
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -119,4 +120,32 @@ func TestDeterministicLookups(t *testing.T) {
 			t.Fatalf("duplicate through the unique index: want 23505, got %v", err)
 		}
 	})
+}
+
+func TestUnionAllOverTwoColumns(t *testing.T) {
+	env := startEncrypting(t, `version: 1
+tables:
+  public.un_a:
+    mail: {type: text, mode: deterministic, key: pii}
+  public.un_b:
+    mail: {type: text, mode: randomized, key: pii}
+`, `CREATE TABLE un_a (id int, mail bytea)`, `CREATE TABLE un_b (id int, mail bytea)`)
+	ctx := testCtx(t)
+	conn := env.connect(t)
+	if _, err := conn.Exec(ctx, `INSERT INTO un_a VALUES (1, 'a@x')`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `INSERT INTO un_b VALUES (2, 'b@x')`); err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec, pgx.QueryExecModeCacheStatement} {
+		rows, err := conn.Query(ctx, `SELECT mail FROM un_a UNION ALL SELECT mail FROM un_b`, mode)
+		if err != nil {
+			t.Fatalf("%v: %v", mode, err)
+		}
+		got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil || len(got) != 2 || !slices.Contains(got, "a@x") || !slices.Contains(got, "b@x") {
+			t.Fatalf("%v: %v %v", mode, got, err)
+		}
+	}
 }

@@ -44,12 +44,13 @@ type session struct {
 
 	cr, sr *msgReader // client and server readers, kept from auth into the pumps
 
-	state      atomic.Int32
-	clientGone atomic.Bool // the client loop has ended; server read errors are expected
-	closeOnce  sync.Once
-	fatalMu    sync.Mutex
-	fatalErr   *Error // set once by fail; sent to the client by the server pump
-	cancel     context.CancelFunc
+	state       atomic.Int32
+	clientGone  atomic.Bool // the client loop has ended; server read errors are expected
+	serverFatal bool        // the server sent a FATAL error: its hang-up is expected (server loop only)
+	closeOnce   sync.Once
+	fatalMu     sync.Mutex
+	fatalErr    *Error // set once by fail; sent to the client by the server pump
+	cancel      context.CancelFunc
 }
 
 func newSession(srv *Server, c net.Conn) *session {
@@ -226,13 +227,16 @@ func (s *session) serverLoop(filter SessionFilter, cw *bufio.Writer) {
 		if err != nil {
 			e := s.takeFatal()
 			if e == nil {
-				if s.shuttingDown() || s.clientGone.Load() {
-					return // the client side ended first
+				if s.shuttingDown() || s.clientGone.Load() || s.serverFatal {
+					return // the client side ended first, or the server said why
 				}
 				e = s.upstreamFailure(err)
 			}
 			s.writeClientError(cw, e)
 			return
+		}
+		if typ == 'E' && isFatal(frame) {
+			s.serverFatal = true
 		}
 		if filter != nil {
 			err = filter.Server(typ, frame, cw)
@@ -338,4 +342,12 @@ func (s *session) closeConns() {
 	})
 }
 
-var _ = pgproto3.ErrorResponse{}
+// isFatal reports whether an ErrorResponse frame has severity FATAL or
+// PANIC: the server ends the session after it.
+func isFatal(frame []byte) bool {
+	var e pgproto3.ErrorResponse
+	if e.Decode(frame[5:]) != nil {
+		return false
+	}
+	return e.SeverityUnlocalized == "FATAL" || e.SeverityUnlocalized == "PANIC" || e.Severity == "FATAL" || e.Severity == "PANIC"
+}
