@@ -172,9 +172,9 @@ func TestDDLTag(t *testing.T) {
 // given in a Bind may reach the server.
 func FuzzSessionMessages(f *testing.F) {
 	f.Add([]byte("P\x00INSERT INTO users (email) VALUES ($1)\x00\x00\x00"), []byte("1\x00\x00\x00"))
-	f.Add([]byte("Q" + "SELECT email FROM users WHERE email = 'a'\x00"), []byte("T\x00\x01email\x00\x00\x00\x40\x00\x00\x02\x00\x00\x00\x11\xff\xff\xff\xff\xff\xff\x00\x00"))
+	f.Add([]byte("Q"+"SELECT email FROM users WHERE email = 'a'\x00"), []byte("T\x00\x01email\x00\x00\x00\x40\x00\x00\x02\x00\x00\x00\x11\xff\xff\xff\xff\xff\xff\x00\x00"))
 	f.Add([]byte("B\x00\x00\x00\x00\x00\x01\x00\x00\x00\x03abc\x00\x00"), []byte("D\x00\x01\x00\x00\x00\x02\\x"))
-	f.Add([]byte("Q" + "COPY users FROM STDIN\x00"), []byte("d" + "1\tx\ty\t3\n"))
+	f.Add([]byte("Q"+"COPY users FROM STDIN\x00"), []byte("d"+"1\tx\ty\t3\n"))
 	tmpl := newTestSession(f)
 	f.Fuzz(func(t *testing.T, client, server []byte) {
 		s := newSession(tmpl.dp, tmpl.info)
