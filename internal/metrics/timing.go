@@ -81,7 +81,8 @@ type timedFilter struct {
 	down  readyWriter // Server goroutine only
 
 	mu      sync.Mutex
-	pending []time.Time
+	pending []time.Time // pending[head:] are the open round trips
+	head    int
 	dropped int // round trips begun while pending was full
 }
 
@@ -89,7 +90,9 @@ func (f *timedFilter) Client(typ byte, frame []byte, up proxy.Writer) error {
 	switch typ {
 	case 'Q', 'S', 'F':
 		f.mu.Lock()
-		if len(f.pending) < maxPending {
+		// Once one is dropped, later ones are too until the dropped are
+		// answered, so that answers still pair with their requests.
+		if f.dropped == 0 && len(f.pending)-f.head < maxPending {
 			f.pending = append(f.pending, time.Now())
 		} else {
 			f.dropped++
@@ -118,17 +121,22 @@ func (f *timedFilter) Server(typ byte, frame []byte, down proxy.Writer) error {
 // ready ends the oldest round trip.
 func (f *timedFilter) ready() {
 	f.mu.Lock()
-	if len(f.pending) == 0 {
+	if f.head == len(f.pending) {
 		if f.dropped > 0 {
 			f.dropped--
 		}
 		f.mu.Unlock()
 		return
 	}
-	start := f.pending[0]
-	f.pending = f.pending[1:]
-	if len(f.pending) == 0 {
-		f.pending = f.pending[:0:0] // let the array go once drained
+	start := f.pending[f.head]
+	f.head++
+	if f.head == len(f.pending) {
+		// Drained: reuse the array, unless a deep pipeline grew it.
+		f.head = 0
+		f.pending = f.pending[:0]
+		if cap(f.pending) > 64 {
+			f.pending = nil
+		}
 	}
 	f.mu.Unlock()
 	f.h.Observe(time.Since(start).Seconds())
