@@ -324,3 +324,27 @@ func TestAnalyzerTiming(t *testing.T) {
 		t.Fatal("the wrapper invented WithCatalog")
 	}
 }
+
+// TestRoundTripPipelineBound: past maxPending open round trips, the extra
+// ones are not timed, and timing resumes in step once they are answered.
+func TestRoundTripPipelineBound(t *testing.T) {
+	m := New(WithoutRuntime())
+	f := m.DataPath(nil).NewSession(proxy.SessionInfo{})
+	s := []byte{'S', 0, 0, 0, 4}
+	z := []byte{'Z', 0, 0, 0, 5, 'I'}
+	var up, down discard
+	for range maxPending + 10 {
+		f.Client('S', s, &up)
+	}
+	for range maxPending + 10 {
+		f.Server('Z', z, &down)
+	}
+	if got := value(t, m, "pgseal_statement_duration_seconds"); got != maxPending {
+		t.Fatalf("timed %v, want %d", got, maxPending)
+	}
+	f.Client('S', s, &up)
+	f.Server('Z', z, &down)
+	if got := value(t, m, "pgseal_statement_duration_seconds"); got != maxPending+1 {
+		t.Fatalf("timed %v after the pipeline drained, want %d", got, maxPending+1)
+	}
+}
