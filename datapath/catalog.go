@@ -22,9 +22,21 @@ type catalogData struct {
 	cols   map[uint32]map[int16]*policy.Column
 	rels   map[policy.QualifiedName][]string // column names in attribute order
 
-	mu       sync.Mutex
+	mu    sync.Mutex
+	views map[policy.QualifiedName]string // view definitions, names qualified
+
 	analyzed *Snapshot // the snapshot analyzer was built for
 	analyzer Analyzer
+}
+
+// Views implements rewrite.ViewLister: every view the catalog read (the
+// analyzer keeps those that reach a policy table).
+func (c *catalogData) Views() []policy.QualifiedName {
+	out := make([]policy.QualifiedName, 0, len(c.views))
+	for v := range c.views {
+		out = append(out, v)
+	}
+	return out
 }
 
 // Columns implements rewrite.Catalog.
@@ -33,9 +45,11 @@ func (c *catalogData) Columns(schema, relation string) ([]string, bool) {
 	return cols, ok
 }
 
-// ViewQuery implements rewrite.Catalog. View definitions are not read yet:
-// statements over views of policy tables are refused by the analyzer.
-func (c *catalogData) ViewQuery(schema, view string) (string, bool) { return "", false }
+// ViewQuery implements rewrite.Catalog.
+func (c *catalogData) ViewQuery(schema, view string) (string, bool) {
+	q, ok := c.views[policy.QualifiedName{Schema: schema, Name: view}]
+	return q, ok
+}
 
 // analyzerFor returns snap's analyzer given this catalog, built once.
 func (c *catalogData) analyzerFor(snap *Snapshot) Analyzer {
@@ -71,13 +85,26 @@ const (
 		" WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm') AND n.nspname <> 'information_schema'" +
 		" AND n.nspname !~ '^pg_(catalog|toast|temp)' ORDER BY c.oid, a.attnum;"
 	// searchPathQuery reads the session's effective search_path.
-	searchPathQuery = "SELECT pg_catalog.array_to_string(pg_catalog.current_schemas(false), ',')"
+	searchPathQuery = "SELECT 'p', pg_catalog.array_to_string(pg_catalog.current_schemas(false), ',');"
+	// viewsQuery reads view definitions with every name schema-qualified:
+	// pg_get_viewdef qualifies what the search_path does not show, and the
+	// empty search_path is local to the implicit transaction of the
+	// injected query text (it is only sent outside a transaction block).
+	viewsQuery = "SELECT pg_catalog.set_config('search_path', '', true);" +
+		" SELECT 'v', n.nspname, c.relname, pg_catalog.pg_get_viewdef(c.oid) FROM pg_catalog.pg_class c" +
+		" JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace" +
+		" WHERE c.relkind IN ('v', 'm') AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_(catalog|toast|temp)';"
 )
 
 // buildCatalog turns catalog rows into the lookup map.
 func buildCatalog(p *policy.Policy, rows [][]string) *catalogData {
-	cd := &catalogData{policy: p, cols: make(map[uint32]map[int16]*policy.Column), rels: make(map[policy.QualifiedName][]string)}
+	cd := &catalogData{policy: p, cols: make(map[uint32]map[int16]*policy.Column),
+		rels: make(map[policy.QualifiedName][]string), views: make(map[policy.QualifiedName]string)}
 	for _, r := range rows {
+		if len(r) == 4 && r[0] == "v" {
+			cd.views[policy.QualifiedName{Schema: r[1], Name: r[2]}] = strings.TrimSuffix(strings.TrimSpace(r[3]), ";")
+			continue
+		}
 		if len(r) != 5 {
 			continue
 		}

@@ -427,10 +427,11 @@ func (s *session) finishCatalog(q *queryState) {
 	snap := s.snapshot()
 	var tables [][]string
 	for _, r := range q.catalog {
-		if len(r) == 5 {
+		switch {
+		case len(r) == 5, len(r) == 4 && r[0] == "v":
 			tables = append(tables, r)
-		} else if len(r) == 1 {
-			s.setSearchPath(r[0])
+		case len(r) == 2 && r[0] == "p":
+			s.setSearchPath(r[1])
 		}
 	}
 	if q.relations {

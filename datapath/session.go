@@ -171,7 +171,7 @@ func (s *session) Client(typ byte, frame []byte, up proxy.Writer) error {
 		case <-time.After(catalogWait):
 			return proxy.Errorf(proxy.CodeConnectionFailure, "pgseal: the database did not answer the catalog query")
 		}
-	} else if (s.cat.stale.Load() || s.pathStale) && s.idle() {
+	} else if (s.cat.stale.Load() && s.txIdle() || s.pathStale) && s.idle() {
 		if err := s.injectCatalog(up); err != nil {
 			return err
 		}
@@ -217,15 +217,27 @@ func (s *session) idle() bool {
 	return len(s.queue) == 0 && s.txStatus != 'E'
 }
 
-// injectCatalog sends the search_path query, preceded by the relations
-// query when the database's catalog is stale or not loaded yet.
+// txIdle reports whether the session is outside a transaction block.
+func (s *session) txIdle() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.txStatus == 'I'
+}
+
+// injectCatalog sends the search_path query, followed by the relations and
+// views queries when the database's catalog is stale or not loaded yet and
+// the session is outside a transaction block (the views query sets a
+// transaction-local search_path).
 func (s *session) injectCatalog(up proxy.Writer) error {
 	q := &queryState{swallow: true}
 	s.pathStale = false
 	text := searchPathQuery
-	if s.cat.stale.Swap(false) || s.cat.data.Load() == nil {
+	s.mu.Lock()
+	outside := s.txStatus == 'I'
+	s.mu.Unlock()
+	if outside && (s.cat.stale.Swap(false) || s.cat.data.Load() == nil) {
 		q.relations = true
-		text = relationsQuery + text
+		text += relationsQuery + viewsQuery
 	}
 	s.push(expect{kind: expCatalog, query: q})
 	b, err := (&pgproto3.Query{String: text}).Encode(s.cbuf[:0])
