@@ -5,6 +5,9 @@ package main
 
 import (
 	"os"
+	// Session time zones (SET TIME ZONE 'Europe/Oslo') resolve even in images
+	// without system tzdata, such as the distroless runtime.
+	_ "time/tzdata"
 
 	"github.com/pgseal/pgseal/internal/cli"
 )
