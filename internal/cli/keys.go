@@ -152,13 +152,13 @@ func (e *keysEnv) edit(ctx context.Context, change func(*keystore.Editor) (event
 func newKeysCmd(s streams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "keys",
-		Short: "Manage the keystore: init, add, rotate, list, disable, rewrap",
+		Short: "Manage the keystore: init, add, rotate, list, disable, rewrap, backup, restore",
 		Long: `Manage the keystore: a master key wraps named key sets, each with numbered
 versions, one of them primary. Every change is appended to the audit log.`,
 	}
 	keystoreFlags(cmd)
 	cmd.AddCommand(newKeysInitCmd(s), newKeysAddCmd(s), newKeysRotateCmd(s), newKeysListCmd(s),
-		newKeysDisableCmd(s), newKeysRewrapCmd(s))
+		newKeysDisableCmd(s), newKeysRewrapCmd(s), newKeysBackupCmd(s), newKeysRestoreCmd(s))
 	return cmd
 }
 
