@@ -64,7 +64,7 @@ func TestMD5Response(t *testing.T) {
 
 func TestParseUpstream(t *testing.T) {
 	for _, tc := range []struct {
-		in      string
+		in       string
 		wantErr  bool
 		tls      bool
 		targets  int
