@@ -2,10 +2,13 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
+	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 )
@@ -164,5 +167,41 @@ func FuzzMsgReader(f *testing.F) {
 			}
 			r.frameReady()
 		}
+	})
+}
+
+// FuzzClientStartup feeds arbitrary bytes to the startup negotiation: it
+// must end with a StartupMessage or an error, never panic or hang.
+func FuzzClientStartup(f *testing.F) {
+	sm, _ := (&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersionNumber, Parameters: map[string]string{"user": "u"}}).Encode(nil)
+	ssl, _ := (&pgproto3.SSLRequest{}).Encode(nil)
+	gss, _ := (&pgproto3.GSSEncRequest{}).Encode(nil)
+	f.Add(sm)
+	f.Add(append(gss, sm...))
+	f.Add(append(ssl, sm...))
+	f.Add([]byte{0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f})
+	f.Add([]byte{0x16, 3, 1, 0, 5})
+	cancel, _ := (&pgproto3.CancelRequest{ProcessID: 1, SecretKey: []byte{0, 0, 0, 2}}).Encode(nil)
+	f.Add(cancel)
+	up, err := ParseUpstream("host=127.0.0.1 port=1 sslmode=disable connect_timeout=1")
+	if err != nil {
+		f.Fatal(err)
+	}
+	srv := New(up)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		client, server := net.Pipe()
+		defer client.Close()
+		// The writer goroutine belongs to this iteration; closing the
+		// pipe ends it.
+		go func() {
+			client.Write(b)
+			client.Close()
+		}()
+		s := newSession(srv, server)
+		server.SetDeadline(time.Now().Add(2 * time.Second))
+		// Answers ('N', 'S') go to the pipe; drain them.
+		go io.Copy(io.Discard, client)
+		s.clientStartup(context.Background())
+		server.Close()
 	})
 }
