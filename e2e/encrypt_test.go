@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -214,4 +215,39 @@ func TestRefusedStatementsKeepSession(t *testing.T) {
 		t.Fatalf("refused batch committed: %d %v", n, err)
 	}
 	_ = context.Background
+}
+
+// TestRefusalsThroughPsql runs refused statements in one psql session with
+// verbose errors: each reports 0A000 and the next statement still runs.
+func TestRefusalsThroughPsql(t *testing.T) {
+	env := startEncrypting(t, strings.ReplaceAll(usersPolicy, "enc_users", "psql_users"), strings.ReplaceAll(usersDDL, "enc_users", "psql_users"))
+	script := `\set VERBOSITY verbose
+SELECT * FROM psql_users ORDER BY email;
+SELECT 'after-1' AS marker;
+SELECT * FROM psql_users WHERE ssn = 'x';
+SELECT 'after-2' AS marker;
+BEGIN;
+INSERT INTO psql_users (id, email) VALUES (1, 'in-tx@x');
+SELECT upper(email) FROM psql_users;
+COMMIT;
+SELECT count(*) AS committed FROM psql_users;
+`
+	cmd := exec.Command(filepath.Join(shared.BinDir(), "psql"), "-X", "-d", env.superConnString(), "-f", "-")
+	cmd.Stdin = strings.NewReader(script)
+	out, _ := cmd.CombinedOutput()
+	got := string(out)
+	if strings.Count(got, "ERROR:  0A000") != 3 {
+		t.Fatalf("want three 0A000 errors:\n%s", got)
+	}
+	for _, want := range []string{"after-1", "after-2", "ROLLBACK"} {
+		if !strings.Contains(got, want) {
+			t.Fatalf("output lacks %q:\n%s", want, got)
+		}
+	}
+	// The refusal inside the transaction aborted it, as a server error
+	// would: COMMIT rolled back and nothing was stored.
+	var n int
+	if err := direct(t).QueryRow(testCtx(t), `SELECT count(*) FROM psql_users`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("rows after the aborted transaction: %d %v", n, err)
+	}
 }
