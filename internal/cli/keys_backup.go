@@ -266,8 +266,8 @@ func runRestore(ctx context.Context, s streams, e *keysEnv, from string, data []
 	}); err != nil {
 		return withCode(ExitFailure, fmt.Errorf("keystore restored, but %w", err))
 	}
-	fmt.Fprintf(s.out, "restored %d key sets (%d versions) of keystore %s, backed up %s, into %s (id %s) under %s; audit log %s\n",
-		len(h.KeySets), h.Versions(), h.KeystoreID, h.Created.UTC().Format(time.RFC3339), e.path, ks.ID(), e.mk, e.auditPath)
+	fmt.Fprintf(s.out, "restored %d key sets (%d versions) of keystore %s, backed up %s, into %s (id %s) under %s; audit log %s\nbackup sha256 %s\n",
+		len(h.KeySets), h.Versions(), h.KeystoreID, h.Created.UTC().Format(time.RFC3339), e.path, ks.ID(), e.mk, e.auditPath, backup.SHA256(data))
 	return nil
 }
 
