@@ -443,12 +443,24 @@ func TestHSMBackupRestore(t *testing.T) {
 	}
 	pgsealRun(t, bin, env, keys("keys", "list")...).must(t, 4, "keys list after the loss")
 
-	for name, idFile := range identities {
-		t.Run("restore with "+name, func(t *testing.T) {
+	// Alice restores under a new master-key file, Bob into a new token.
+	if err := os.MkdirAll(filepath.Join(tok.Dir, "tokens"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := tok.InitToken(context.Background(), "rebuilt", tok.PIN, softhsm.TestSOPIN); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ name, newMK string }{
+		{"alice", "file:" + filepath.Join(t.TempDir(), "master.key")},
+		{"bob", tok.URI("rebuilt", "master")},
+	} {
+		t.Run("restore with "+tt.name, func(t *testing.T) {
 			newKS := filepath.Join(t.TempDir(), "restored.json")
-			newMK := "file:" + filepath.Join(t.TempDir(), "master.key")
-			pgsealRun(t, bin, nil, "keys", "restore", "--from", bak, "--identity", idFile, "--keystore", newKS, "--master-key", newMK).must(t, 0, "keys restore")
-			s := startServeProc(t, bin, policy, newKS, newMK)
+			r := pgsealRun(t, bin, env, "keys", "restore", "--from", bak, "--identity", identities[tt.name], "--keystore", newKS, "--master-key", tt.newMK).must(t, 0, "keys restore")
+			if !strings.Contains(r.stdout, "created master key "+tt.newMK) || !strings.Contains(r.stdout, "restored 1 key sets (2 versions)") {
+				t.Errorf("keys restore output:\n%s", r.stdout)
+			}
+			s := startServeProc(t, bin, policy, newKS, tt.newMK, env...)
 			checkRows(t, s, "hsm_backup_users", rows)
 		})
 	}
