@@ -79,6 +79,7 @@ REFUSED_SQL = "SELECT id FROM {t} ORDER BY email".format(t=TABLE)
 KNOWN = set(x for x in os.environ.get("PGSEAL_KNOWN", "").split(",") if x)
 
 failures = []
+xfails = []
 
 
 def check(slug, what, fn, *args):
@@ -89,6 +90,7 @@ def check(slug, what, fn, *args):
     except Exception as e:  # noqa: BLE001 - every failure is reported
         detail = "".join(traceback.format_exception_only(type(e), e)).strip()
         if slug in KNOWN:
+            xfails.append(slug)
             print("xfail %s (%s): %s" % (slug, what, detail), flush=True)
         else:
             failures.append(slug)
@@ -134,4 +136,8 @@ def finish():
     if failures:
         print("%d check(s) failed: %s" % (len(failures), ", ".join(failures)), flush=True)
         sys.exit(1)
-    print("all checks passed", flush=True)
+    if xfails:
+        print("all checks passed but %d known incompatibilities: %s" % (len(xfails), ", ".join(xfails)), flush=True)
+    else:
+        print("all checks passed", flush=True)
+    sys.exit(0)
