@@ -33,9 +33,13 @@ type copyStream struct {
 	out    []byte
 	fields [][]byte
 	failed bool // an error ended the COPY: drop the rest of its data
-	conv   func(line int64, i int, col *policy.Column, v []byte) ([]byte, error)
-	vals   []byte // storage for converted values of the current row
+	conv   convFunc
+	vals   []byte   // storage for converted values of the current row
+	spans  [][2]int // where each converted field lies in vals; -1: unchanged
 }
+
+// convFunc appends the converted value of one policy field to dst.
+type convFunc func(dst []byte, line int64, col *policy.Column, v []byte) ([]byte, error)
 
 // planCopy turns a COPY statement's analysis into a copyPlan. It returns
 // nil when the COPY moves no policy column, and a refusal when pgseal
@@ -173,7 +177,7 @@ func (c *copyStream) valueFormat() int16 {
 
 // pump feeds data (nil at the end) and converts every complete row with
 // conv, appending the output to c.out.
-func (c *copyStream) pump(data []byte, end bool, conv func(line int64, i int, col *policy.Column, v []byte) ([]byte, error)) error {
+func (c *copyStream) pump(data []byte, end bool, conv convFunc) error {
 	if data != nil {
 		if err := c.r.Feed(data); err != nil {
 			return err
@@ -197,16 +201,26 @@ func (c *copyStream) pump(data []byte, end bool, conv func(line int64, i int, co
 			c.out = append(c.out, row.Raw...)
 			continue
 		}
-		c.fields = c.fields[:0]
+		// Converted values go into one buffer per row; the fields point
+		// into it only once the row is complete, as it may move while it
+		// grows.
+		c.fields, c.vals, c.spans = c.fields[:0], c.vals[:0], c.spans[:0]
 		for i, f := range row.Fields {
+			span := [2]int{-1, -1}
 			if i < len(c.plan.columns) && c.plan.columns[i] != nil && f != nil {
-				v, err := conv(row.Line, i, c.plan.columns[i], f)
-				if err != nil {
+				start := len(c.vals)
+				if c.vals, err = conv(c.vals, row.Line, c.plan.columns[i], f); err != nil {
 					return err
 				}
-				f = v
+				span = [2]int{start, len(c.vals)}
 			}
+			c.spans = append(c.spans, span)
 			c.fields = append(c.fields, f)
+		}
+		for i, sp := range c.spans {
+			if sp[0] >= 0 {
+				c.fields[i] = c.vals[sp[0]:sp[1]:sp[1]]
+			}
 		}
 		if c.out, err = c.w.AppendRow(c.out, c.fields); err != nil {
 			return err
@@ -266,32 +280,36 @@ func (s *session) copyIn(typ byte, frame []byte, up proxy.Writer) error {
 }
 
 // encryptCopyField returns the conversion of one incoming policy field.
-func (s *session) encryptCopyField(c *copyStream) func(int64, int, *policy.Column, []byte) ([]byte, error) {
+func (s *session) encryptCopyField(c *copyStream) convFunc {
 	if c.conv != nil {
 		return c.conv
 	}
 	snap := s.snapshot()
 	format := c.valueFormat()
-	c.conv = func(line int64, _ int, col *policy.Column, v []byte) ([]byte, error) {
-		canon, err := s.codec().Canonical(nil, col.Type, format, v)
+	var canon, ct []byte // scratch, reused for every value
+	c.conv = func(dst []byte, line int64, col *policy.Column, v []byte) ([]byte, error) {
+		var err error
+		canon, err = s.codec().Canonical(canon[:0], col.Type, format, v)
 		if err != nil {
 			code := codec.SQLState(err)
 			if code == "" {
 				code = proxy.CodeInvalidTextRepr
 			}
-			return nil, proxy.Errorf(code, "pgseal: COPY line %d, column %s: not a valid %s", line, col.Name, col.Type)
+			return dst, proxy.Errorf(code, "pgseal: COPY line %d, column %s: not a valid %s", line, col.Name, col.Type)
 		}
-		cts, err := s.seal(snap, col, canon, false)
+		cipher, err := snap.Ciphers.Column(col)
+		if err == nil {
+			ct, err = cipher.Seal(ct[:0], canon)
+		}
 		if err != nil {
-			return nil, proxy.Errorf(proxy.CodeInternalError, "pgseal: failed to encrypt a value for %s", col)
+			return dst, proxy.Errorf(proxy.CodeInternalError, "pgseal: failed to encrypt a value for %s", col)
 		}
+		s.dp.obs.Encrypted(1)
 		if format == codec.BinaryFormat {
-			return cts[0], nil
+			return append(dst, ct...), nil
 		}
-		out := make([]byte, 2+hex.EncodedLen(len(cts[0])))
-		out[0], out[1] = '\\', 'x'
-		hex.Encode(out[2:], cts[0])
-		return out, nil
+		dst = append(dst, '\\', 'x')
+		return hex.AppendEncode(dst, ct), nil
 	}
 	return c.conv
 }
@@ -349,16 +367,16 @@ func (s *session) copyOut(typ byte, frame []byte, down proxy.Writer) error {
 }
 
 // decryptCopyField returns the conversion of one outgoing policy field.
-func (s *session) decryptCopyField(c *copyStream) func(int64, int, *policy.Column, []byte) ([]byte, error) {
+func (s *session) decryptCopyField(c *copyStream) convFunc {
 	if c.conv != nil {
 		return c.conv
 	}
 	format := c.valueFormat()
-	c.conv = func(line int64, _ int, col *policy.Column, v []byte) ([]byte, error) {
-		out, err := s.decryptValue(nil, field{col: col, format: format}, v)
+	c.conv = func(dst []byte, line int64, col *policy.Column, v []byte) ([]byte, error) {
+		out, err := s.decryptValue(dst, field{col: col, format: format}, v)
 		if err != nil {
 			s.dp.obs.DecryptFailed(col.String())
-			return nil, proxy.Errorf("XX001", "pgseal: a value of %s could not be decrypted", col)
+			return dst, proxy.Errorf("XX001", "pgseal: a value of %s could not be decrypted", col)
 		}
 		s.dp.obs.Decrypted(1)
 		return out, nil

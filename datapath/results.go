@@ -300,11 +300,11 @@ func (s *session) decryptValue(dst []byte, f field, v []byte) ([]byte, error) {
 		if len(v) < 2 || v[0] != '\\' || v[1] != 'x' {
 			return dst, errUndecryptable
 		}
-		buf := make([]byte, hex.DecodedLen(len(v)-2))
-		if _, err := hex.Decode(buf, v[2:]); err != nil {
+		var err error
+		if s.hexbuf, err = hex.AppendDecode(s.hexbuf[:0], v[2:]); err != nil {
 			return dst, errUndecryptable
 		}
-		ct = buf
+		ct = s.hexbuf
 	}
 	ciphers := s.snapshot().Ciphers
 	// Try the column, then its alternatives (UNION ALL over columns).
@@ -317,15 +317,15 @@ func (s *session) decryptValue(dst []byte, f field, v []byte) ([]byte, error) {
 		if err != nil {
 			return dst, err
 		}
-		plain, err := c.Open(nil, ct)
+		s.plainbuf, err = c.Open(s.plainbuf[:0], ct)
 		if err != nil {
 			// A version this replica has not loaded yet: reload once.
 			if nc := refreshed(ciphers, col, c, ct); nc != nil {
-				plain, err = nc.Open(nil, ct)
+				s.plainbuf, err = nc.Open(s.plainbuf[:0], ct)
 			}
 		}
 		if err == nil {
-			return s.codec().Encode(dst, col.Type, f.format, plain)
+			return s.codec().Encode(dst, col.Type, f.format, s.plainbuf)
 		}
 	}
 	return dst, envelope.ErrDecrypt

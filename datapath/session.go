@@ -115,10 +115,12 @@ type session struct {
 	bind  pgproto3.Bind
 	parse pgproto3.Parse
 	// Server goroutine only.
-	cout *copyStream // the COPY TO in progress, if it moves policy columns
-	sbuf []byte
-	row  pgproto3.DataRow
-	vbuf []byte
+	cout     *copyStream // the COPY TO in progress, if it moves policy columns
+	hexbuf   []byte      // scratch for decoding bytea text output
+	plainbuf []byte      // scratch for decrypted canonical values
+	sbuf     []byte
+	row      pgproto3.DataRow
+	vbuf     []byte
 }
 
 func newSession(d *DataPath, info proxy.SessionInfo) *session {
