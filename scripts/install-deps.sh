@@ -33,3 +33,30 @@ fi
 if [ "$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; then
 	useradd --system --no-create-home --shell /usr/sbin/nologin postgres
 fi
+
+# Client drivers for the end-to-end driver tests (e2e/drivers_test.go):
+# psycopg2, psycopg 3 and asyncpg for Debian's python3, pgjdbc and a JDK,
+# and node-postgres with pg-copy-streams from e2e/drivers/node's lockfile.
+drivers_need=()
+/usr/bin/python3 -c 'import psycopg2' >/dev/null 2>&1 || drivers_need+=(python3-psycopg2)
+/usr/bin/python3 -c 'import psycopg' >/dev/null 2>&1 || drivers_need+=(python3-psycopg)
+/usr/bin/python3 -c 'import asyncpg' >/dev/null 2>&1 || drivers_need+=(python3-asyncpg)
+[ -f /usr/share/java/postgresql.jar ] || drivers_need+=(libpostgresql-jdbc-java)
+{ command -v javac >/dev/null 2>&1 && command -v java >/dev/null 2>&1; } || drivers_need+=(default-jdk-headless)
+command -v node >/dev/null 2>&1 || drivers_need+=(nodejs npm)
+if [ "${#drivers_need[@]}" -gt 0 ]; then
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "install-deps: the driver tests need ${drivers_need[*]} but not root; they skip until installed" >&2
+	else
+		echo "install-deps: installing ${drivers_need[*]}" >&2
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get update -qq
+		apt-get install -y -qq --no-install-recommends "${drivers_need[@]}" >/dev/null
+	fi
+fi
+node_dir="$(cd "$(dirname "$0")/.." && pwd)/e2e/drivers/node"
+if command -v npm >/dev/null 2>&1 && ! cmp -s "$node_dir/package-lock.json" "$node_dir/node_modules/.pgseal-lock"; then
+	echo "install-deps: npm ci in e2e/drivers/node" >&2
+	(cd "$node_dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+	cp "$node_dir/package-lock.json" "$node_dir/node_modules/.pgseal-lock"
+fi
