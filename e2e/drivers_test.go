@@ -118,6 +118,14 @@ const (
 	// RowDescription with the declared types but DataRows still holding
 	// the ciphertext; the same FETCH as a simple Query is decrypted.
 	knownExtendedFetch = "server-cursor"
+	// knownPipelineError: an ErrorResponse (a refusal or a server error)
+	// that pgseal handles before the client's Sync has arrived trims the
+	// expected-response queue only up to its end; the expectations pushed
+	// afterwards for the messages the server skips stay queued, so the
+	// responses to the next statements pair with the wrong expectations
+	// (duplicate RowDescription, ciphertext DataRows, the poison
+	// statement's 42P01 instead of the refusal).
+	knownPipelineError = "refused-pipeline"
 )
 
 func pythonCase(name, table, module, script string, ids []int, known ...string) driverCase {
@@ -158,7 +166,7 @@ var driverCases = []driverCase{
 	},
 	pythonCase("psycopg2", "drv_psycopg2", "psycopg2", "psycopg2_driver.py", []int{1, 2, 3, 4, 10, 11, 20, 21}),
 	pythonCase("psycopg3", "drv_psycopg3", "psycopg", "psycopg3_driver.py", []int{1, 2, 3, 4, 5, 10, 11, 20, 21},
-		knownIntParams, knownAnyArray, knownExtendedFetch),
+		knownIntParams, knownAnyArray, knownExtendedFetch, knownPipelineError),
 	pythonCase("asyncpg", "drv_asyncpg", "asyncpg", "asyncpg_driver.py", []int{1, 2, 3, 4, 10, 11, 20, 21},
 		knownAnyArray),
 	{
