@@ -370,6 +370,21 @@ public class JdbcDriver {
         }
     }
 
+    static void cancel() throws SQLException {
+        // setQueryTimeout makes pgjdbc send a CancelRequest on a new socket.
+        long start = System.nanoTime();
+        try (Statement st = conn.createStatement()) {
+            st.setQueryTimeout(1);
+            st.execute("SELECT pg_sleep(5)");
+            throw new AssertionError("pg_sleep(5) was not cancelled");
+        } catch (SQLException e) {
+            expectState(e, "57014");
+        }
+        double secs = (System.nanoTime() - start) / 1e9;
+        if (secs > 4) throw new AssertionError("cancel took " + secs + "s");
+        afterRefusal();
+    }
+
     static String copyText(Object v, boolean csv) {
         if (v == null) return csv ? "" : "\\N";
         String s;
@@ -473,6 +488,7 @@ public class JdbcDriver {
             {"refused-prepared", "refused PreparedStatement gives 0A000", (Check) JdbcDriver::refusedPrepared},
             {"after-refused-prepared", "valid statement after the refused PreparedStatement", (Check) JdbcDriver::afterRefusal},
             {"refused-tx", "refusal inside a transaction: 0A000, then 25P02, ROLLBACK recovers", (Check) JdbcDriver::refusedInTransaction},
+            {"cancel", "setQueryTimeout(1) cancels pg_sleep with 57014, the connection goes on", (Check) JdbcDriver::cancel},
             {"copy-in-text", "CopyManager.copyIn text", (Check) JdbcDriver::copyInText},
             {"copy-in-csv", "CopyManager.copyIn csv", (Check) JdbcDriver::copyInCSV},
             {"copy-out", "CopyManager.copyOut text and (query) csv, read back by PostgreSQL", (Check) JdbcDriver::copyOut},

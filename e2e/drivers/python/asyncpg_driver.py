@@ -9,6 +9,7 @@ import io
 import json
 import ssl
 import sys
+import time
 
 import asyncpg
 
@@ -210,6 +211,21 @@ async def copy_out():
         await c.execute("DROP TABLE drv_out")
 
 
+async def cancel():
+    # On a timeout asyncpg sends a CancelRequest on a new connection and
+    # waits for the query to end before the next one.
+    start = time.monotonic()
+    try:
+        await conn().fetch("SELECT pg_sleep(5)", timeout=0.3)
+    except asyncio.TimeoutError:
+        pass
+    else:
+        raise AssertionError("pg_sleep(5) did not time out")
+    await after_refusal()
+    if time.monotonic() - start > 3:
+        raise AssertionError("cancel took %.1fs" % (time.monotonic() - start))
+
+
 async def reconnect_if_broken():
     c = state.get("conn")
     try:
@@ -260,6 +276,7 @@ async def main():
         ("refused-prepare", "refused prepare() gives 0A000", refused_prepare),
         ("after-refused-prepare", "valid statement after the refused prepare", after_refusal),
         ("refused-tx", "refusal inside a transaction aborts it, ROLLBACK recovers", refused_in_transaction),
+        ("cancel", "a timeout cancels pg_sleep, the connection goes on at once", cancel),
         ("copy-records", "copy_records_to_table (binary COPY FROM STDIN)", copy_records),
         ("copy-in-csv", "copy_to_table csv", copy_to_table_csv),
         ("copy-out", "copy_from_table csv and copy_from_query binary, read back by PostgreSQL", copy_out),

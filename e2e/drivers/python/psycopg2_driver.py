@@ -5,6 +5,8 @@ CSV with copy_from/copy_expert; SQL-level PREPARE/EXECUTE."""
 
 import io
 import sys
+import threading
+import time
 
 import psycopg2
 import psycopg2.errors
@@ -131,6 +133,40 @@ def refused_in_transaction():
         conn.autocommit = True
 
 
+def server_cursor():
+    # A named cursor is DECLARE ... CURSOR plus FETCH FORWARD n, all as
+    # simple queries in a transaction.
+    conn = state["conn"]
+    conn.autocommit = False
+    try:
+        c = conn.cursor(name="drv_cur")
+        c.itersize = 2
+        c.execute("SELECT %s FROM %s WHERE id <= 3 ORDER BY id" % (COLS, TABLE))
+        compare_rows("FETCH from a named cursor", list(c), ROWS)
+        c.close()
+    finally:
+        conn.rollback()
+        conn.autocommit = True
+
+
+def cancel():
+    conn = state["conn"]
+    timer = threading.Timer(0.3, conn.cancel)
+    timer.start()
+    start = time.monotonic()
+    try:
+        conn.cursor().execute("SELECT pg_sleep(5)")
+    except psycopg2.errors.QueryCanceled:
+        pass
+    else:
+        raise AssertionError("pg_sleep(5) was not cancelled")
+    finally:
+        timer.join()
+    if time.monotonic() - start > 3:
+        raise AssertionError("cancel took %.1fs" % (time.monotonic() - start))
+    after_refusal()
+
+
 def copy_text_line(r):
     out = []
     for v in r:
@@ -243,6 +279,8 @@ steps = [
     ("refused", "ORDER BY an encrypted column gives 0A000", refused),
     ("after-refusal", "valid statement on the same connection after the refusal", after_refusal),
     ("refused-tx", "refusal inside a transaction aborts it, ROLLBACK recovers", refused_in_transaction),
+    ("server-cursor", "named cursor: DECLARE + FETCH as simple queries", server_cursor),
+    ("cancel", "connection.cancel() ends pg_sleep with 57014, the connection goes on", cancel),
     ("copy-in-text", "COPY FROM STDIN text (copy_from)", copy_from_text),
     ("copy-in-csv", "COPY FROM STDIN csv (copy_expert)", copy_expert_csv),
     ("copy-out", "COPY TO STDOUT text and (query) csv, read back by PostgreSQL", copy_out),

@@ -4,6 +4,8 @@ executemany in pipeline mode, a server-side cursor, and cursor.copy in
 text and binary format both ways."""
 
 import logging
+import threading
+import time
 
 import psycopg
 import psycopg.errors
@@ -227,6 +229,25 @@ def int_params():
         expect_equal("int4 and numeric from Python ints", [(int(a), int(s)) for a, s in got], [(42, 1000)])
 
 
+def cancel():
+    # libpq sends the CancelRequest on a connection of its own.
+    c = conn()
+    timer = threading.Timer(0.3, c.cancel)
+    timer.start()
+    start = time.monotonic()
+    try:
+        c.execute("SELECT pg_sleep(5)")
+    except psycopg.errors.QueryCanceled:
+        pass
+    else:
+        raise AssertionError("pg_sleep(5) was not cancelled")
+    finally:
+        timer.join()
+    if time.monotonic() - start > 3:
+        raise AssertionError("cancel took %.1fs" % (time.monotonic() - start))
+    after_refusal()
+
+
 def reconnect_if_broken():
     c = state.get("conn")
     try:
@@ -258,6 +279,7 @@ steps = [
     ("after-refused-prepared", "valid statement after the refused Parse", after_refusal),
     ("refused-pipeline", "error inside a pipeline, statements skipped to Sync, then a lookup; 100 rounds",
      refused_in_pipeline),
+    ("cancel", "connection.cancel() ends pg_sleep with 57014, the connection goes on", cancel),
     ("copy-in-text", "cursor.copy FROM STDIN text", copy_in_text),
     ("copy-in-binary", "cursor.copy FROM STDIN binary", copy_in_binary),
     ("copy-out-text", "cursor.copy (query) TO STDOUT text", lambda: copy_out("text")),
