@@ -20,10 +20,17 @@ func (s *session) clientBind(frame []byte, up proxy.Writer) error {
 	s.mu.Lock()
 	st := s.stmts[b.PreparedStatement]
 	var p *portal
-	if st != nil && st.an.Touches {
-		p = &portal{stmt: st}
+	switch {
+	case st != nil && st.an.Touches:
+		p = &portal{stmt: st} // described below
 		s.portals[b.DestinationPortal] = p
-	} else {
+	case st != nil && st.fields != nil:
+		// A statement the analysis did not follow (FETCH from a cursor
+		// over a policy table, say) whose description showed policy
+		// columns: its rows carry ciphertext in the formats Bind asks.
+		p = &portal{stmt: st, fields: withFormats(st.fields, b.ResultFormatCodes)}
+		s.portals[b.DestinationPortal] = p
+	default:
 		delete(s.portals, b.DestinationPortal)
 	}
 	s.mu.Unlock()
@@ -65,7 +72,23 @@ func (s *session) encryptParams(b *pgproto3.Bind, st *stmt) *proxy.Error {
 		if col == nil || i >= len(b.Parameters) || b.Parameters[i] == nil {
 			continue
 		}
-		canon, err := s.codec().Canonical(nil, col.Type, formats[i], b.Parameters[i])
+		v := b.Parameters[i]
+		if formats[i] == codec.BinaryFormat && i < len(st.declared) {
+			// Binary values are in the type the client declared (a
+			// Python int as int2, a Java long as int8): read them as that
+			// type and take its text form, as PostgreSQL would cast.
+			if t, ok := typeForOID(st.declared[i]); ok && t != col.Type {
+				canon, err := s.codec().Canonical(nil, t, codec.BinaryFormat, v)
+				if err == nil {
+					v, err = s.codec().Encode(nil, t, codec.TextFormat, canon)
+				}
+				if err != nil {
+					return proxy.Errorf(proxy.CodeInvalidBinaryRepr, "pgseal: parameter $%d is not a valid %s", i+1, t)
+				}
+				formats[i] = codec.TextFormat
+			}
+		}
+		canon, err := s.codec().Canonical(nil, col.Type, formats[i], v)
 		if err != nil {
 			code := codec.SQLState(err)
 			if code == "" {
@@ -129,6 +152,30 @@ func (s *session) byteaArray(cts [][]byte) ([]byte, error) {
 		s.tmap = pgtype.NewMap()
 	}
 	return s.tmap.Encode(pgtype.ByteaArrayOID, pgtype.BinaryFormatCode, cts, nil)
+}
+
+// withFormats returns a copy of fields with the result formats a Bind asked
+// for (none: all text; one: for all; else one per column).
+func withFormats(fields []field, codes []int16) []field {
+	out := make([]field, len(fields))
+	for i, f := range fields {
+		f.format = paramFormat(codes, i)
+		out[i] = f
+	}
+	return out
+}
+
+// typeForOID maps a type OID a client declared to a declared type.
+func typeForOID(oid uint32) (codec.Type, bool) {
+	if oid == 0 {
+		return codec.Invalid, false
+	}
+	for t := codec.Text; t <= codec.Bytea; t++ {
+		if t.OID() == oid {
+			return t, true
+		}
+	}
+	return codec.Invalid, false
 }
 
 // paramFormat returns the format code of parameter i: no codes mean all

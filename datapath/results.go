@@ -140,8 +140,14 @@ func (s *session) paramDescription(head *expect, frame []byte, down proxy.Writer
 		return err
 	}
 	for i, col := range head.stmt.params {
-		if col != nil && i < len(pd.ParameterOIDs) {
-			pd.ParameterOIDs[i] = col.Type.OID()
+		if col == nil || i >= len(pd.ParameterOIDs) {
+			continue
+		}
+		// As PostgreSQL does, a type the client declared stands; else the
+		// column's declared type.
+		pd.ParameterOIDs[i] = col.Type.OID()
+		if i < len(head.stmt.declared) && head.stmt.declared[i] != 0 {
+			pd.ParameterOIDs[i] = head.stmt.declared[i]
 		}
 	}
 	return s.writeServerMsg(down, &pd)
@@ -401,11 +407,15 @@ func (s *session) errorResponse(head *expect, frame []byte, down proxy.Writer) e
 	case expQuery, expCatalog:
 		// The rest of the query is skipped; ReadyForQuery ends it.
 	default:
+		// The server now skips every message up to the client's next
+		// Sync: drop what was expected for them, and for those still to
+		// come (enqueueLocked) if the Sync has not been sent yet.
 		i := 0
 		for i < len(s.queue) && s.queue[i].kind != expSync {
 			i++
 		}
 		s.queue = s.queue[i:]
+		s.skipping = len(s.queue) == 0
 	}
 	s.mu.Unlock()
 	if head.kind == expCatalog {

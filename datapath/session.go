@@ -55,10 +55,11 @@ type expect struct {
 
 // stmt is a prepared statement as the data path knows it.
 type stmt struct {
-	an     *Analysis
-	copy   *copyPlan        // a COPY that moves policy columns
-	params []*policy.Column // by parameter index
-	fields []field          // from Describe of the statement (formats unknown)
+	an       *Analysis
+	declared []uint32         // parameter types the client declared in Parse
+	copy     *copyPlan        // a COPY that moves policy columns
+	params   []*policy.Column // by parameter index
+	fields   []field          // from Describe of the statement (formats unknown)
 }
 
 // portal is a bound portal.
@@ -99,6 +100,7 @@ type session struct {
 	stmts      map[string]*stmt
 	portals    map[string]*portal
 	sqlPrep    map[string]any // SQL-level PREPARE, as the analyzer described it
+	skipping   bool           // the server skips the client's messages until Sync
 	pathStale  bool           // re-read search_path at the next idle point
 	searchPath []string
 	txStatus   byte
@@ -149,8 +151,20 @@ func (s *session) Close() {}
 
 func (s *session) push(e expect) {
 	s.mu.Lock()
-	s.queue = append(s.queue, e)
+	s.enqueueLocked(e)
 	s.mu.Unlock()
+}
+
+// enqueueLocked adds an expectation, unless the server is skipping messages
+// until Sync after an error: then only the Sync gets an answer.
+func (s *session) enqueueLocked(e expect) {
+	if s.skipping {
+		if e.kind != expSync {
+			return
+		}
+		s.skipping = false
+	}
+	s.queue = append(s.queue, e)
 }
 
 // Client implements proxy.SessionFilter: it handles one client message.
@@ -216,7 +230,7 @@ func (s *session) Client(typ byte, frame []byte, up proxy.Writer) error {
 func (s *session) idle() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.queue) == 0 && s.txStatus != 'E'
+	return len(s.queue) == 0 && s.txStatus != 'E' && !s.skipping
 }
 
 // txIdle reports whether the session is outside a transaction block.
@@ -366,6 +380,7 @@ func (s *session) clientParse(frame []byte, up proxy.Writer) error {
 		_, err := up.Write(frame)
 		return err
 	}
+	st.declared = append([]uint32(nil), p.ParameterOIDs...)
 	oids := p.ParameterOIDs
 	for i, col := range an.Params {
 		if col == nil {
@@ -395,7 +410,7 @@ func (s *session) clientDescribe(frame []byte, up proxy.Writer) error {
 	} else {
 		e.portal = s.portals[d.Name]
 	}
-	s.queue = append(s.queue, e)
+	s.enqueueLocked(e)
 	s.mu.Unlock()
 	_, err := up.Write(frame)
 	return err
@@ -408,7 +423,7 @@ func (s *session) clientExecute(frame []byte, up proxy.Writer) error {
 	}
 	s.mu.Lock()
 	p := s.portals[ex.Portal]
-	s.queue = append(s.queue, expect{kind: expExecute, portal: p})
+	s.enqueueLocked(expect{kind: expExecute, portal: p})
 	s.mu.Unlock()
 	if p != nil && p.stmt.copy != nil && p.stmt.copy.from {
 		cs, err := newCopyStream(p.stmt.copy)
@@ -432,7 +447,7 @@ func (s *session) clientClose(frame []byte, up proxy.Writer) error {
 	} else {
 		delete(s.portals, c.Name)
 	}
-	s.queue = append(s.queue, expect{kind: expClose})
+	s.enqueueLocked(expect{kind: expClose})
 	s.mu.Unlock()
 	_, err := up.Write(frame)
 	return err

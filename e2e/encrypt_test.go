@@ -251,3 +251,77 @@ SELECT count(*) AS committed FROM psql_users;
 		t.Fatalf("rows after the aborted transaction: %d %v", n, err)
 	}
 }
+
+// TestPipelineErrorBeforeSync sends a refused statement and more statements
+// in a pipeline, flushes, reads the error, and only then sends Sync: the
+// responses to the skipped statements must not pair with the wrong
+// requests, and the session must be usable and decrypting afterwards.
+func TestPipelineErrorBeforeSync(t *testing.T) {
+	env := startEncrypting(t, strings.ReplaceAll(usersPolicy, "enc_users", "pl_users"), strings.ReplaceAll(usersDDL, "enc_users", "pl_users"))
+	ctx := testCtx(t)
+	conn := env.connect(t)
+	if _, err := conn.Exec(ctx, `INSERT INTO pl_users (id, email, ssn) VALUES (1, $1, $2)`, "p@x", "SSN-P"); err != nil {
+		t.Fatal(err)
+	}
+	for round := range 3 {
+		p := conn.PgConn().StartPipeline(ctx)
+		if round%2 == 0 {
+			p.SendQueryParams(`SELECT * FROM pl_users ORDER BY email`, nil, nil, nil, nil) // refused by pgseal
+		} else {
+			p.SendQueryParams(`SELECT 1/0`, nil, nil, nil, nil) // fails on the server
+		}
+		p.SendQueryParams(`SELECT email, ssn FROM pl_users WHERE id = 1`, nil, nil, nil, nil)
+		p.SendQueryParams(`SELECT ssn FROM pl_users WHERE email = $1`, [][]byte{[]byte("p@x")}, nil, nil, nil)
+		p.SendFlushRequest()
+		if err := p.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		res, err := p.GetResults()
+		if err == nil {
+			if rr, ok := res.(*pgconn.ResultReader); ok {
+				_, err = rr.Close()
+			}
+		}
+		var pe *pgconn.PgError
+		want := map[bool]string{true: "0A000", false: "22012"}[round%2 == 0]
+		if !errors.As(err, &pe) || pe.Code != want {
+			t.Fatalf("round %d: want %s, got %v", round, want, err)
+		}
+		// More statements after the error, before Sync: the server skips
+		// them too.
+		p.SendQueryParams(`SELECT email FROM pl_users WHERE email = $1`, [][]byte{[]byte("p@x")}, nil, nil, nil)
+		p.SendFlushRequest()
+		if err := p.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			res, err := p.GetResults()
+			if err != nil {
+				var pe *pgconn.PgError
+				if !errors.As(err, &pe) {
+					t.Fatalf("round %d: %v", round, err)
+				}
+				continue
+			}
+			if _, ok := res.(*pgconn.PipelineSync); ok {
+				break
+			}
+			if rr, ok := res.(*pgconn.ResultReader); ok {
+				rr.Close()
+			}
+			if res == nil {
+				t.Fatalf("round %d: no PipelineSync", round)
+			}
+		}
+		if err := p.Close(); err != nil {
+			t.Fatalf("round %d: close: %v", round, err)
+		}
+		var email, ssn string
+		if err := conn.QueryRow(ctx, `SELECT email, ssn FROM pl_users WHERE id = 1`).Scan(&email, &ssn); err != nil || email != "p@x" || ssn != "SSN-P" {
+			t.Fatalf("round %d: after the pipeline: %q %q %v", round, email, ssn, err)
+		}
+	}
+}

@@ -19,6 +19,7 @@ const (
 	CodeInternalError        = "XX000"
 	CodeSyntaxError          = "42601"
 	CodeInvalidTextRepr      = "22P02"
+	CodeInvalidBinaryRepr    = "22P03"
 	CodeDataException        = "22000"
 )
 
