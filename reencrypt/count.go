@@ -10,7 +10,7 @@ import (
 	"github.com/pgseal/pgseal/policy"
 )
 
-// Querier runs a query: *pgxpool.Pool, *pgx.Conn and pgx.Tx all do.
+// Querier runs a query: *pgx.Conn and pgx.Tx both do.
 type Querier interface {
 	querier
 }

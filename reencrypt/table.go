@@ -14,7 +14,7 @@ import (
 // byteaOID is the type OID of bytea.
 const byteaOID = 17
 
-// querier is what the catalog and count queries need: a pool, a connection
+// querier is what the catalog and count queries need: a connection
 // or a transaction.
 type querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
