@@ -49,6 +49,13 @@ func (r RewriteAnalyzer) Analyze(sql string, searchPath []string, prepared func(
 		if i == 0 {
 			an.Params = st.Params
 			for j, sh := range st.ParamShapes {
+				if sh == rewrite.ShapeElements {
+					if an.ParamElements == nil {
+						an.ParamElements = make([]bool, len(st.Params))
+					}
+					an.ParamElements[j] = true
+					continue
+				}
 				if sh.IsArray() {
 					if an.ParamArrays == nil {
 						an.ParamArrays = make([]bool, len(st.Params))

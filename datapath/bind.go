@@ -73,6 +73,15 @@ func (s *session) encryptParams(b *pgproto3.Bind, st *stmt) *proxy.Error {
 			continue
 		}
 		v := b.Parameters[i]
+		if i < len(st.an.ParamElements) && st.an.ParamElements[i] {
+			arr, err := s.encryptElements(snap, col, formats[i], v)
+			if err != nil {
+				return err
+			}
+			b.Parameters[i] = arr
+			formats[i] = codec.BinaryFormat
+			continue
+		}
 		if formats[i] == codec.BinaryFormat && i < len(st.declared) {
 			// Binary values are in the type the client declared (a
 			// Python int as int2, a Java long as int8): read them as that
@@ -152,6 +161,45 @@ func (s *session) byteaArray(cts [][]byte) ([]byte, error) {
 		s.tmap = pgtype.NewMap()
 	}
 	return s.tmap.Encode(pgtype.ByteaArrayOID, pgtype.BinaryFormatCode, cts, nil)
+}
+
+// encryptElements turns an array parameter of values into a bytea array
+// of their ciphertexts under every active key version.
+func (s *session) encryptElements(snap *Snapshot, col *policy.Column, format int16, v []byte) ([]byte, *proxy.Error) {
+	elems, et, ef, err := s.arrayElements(col.Type, format, v)
+	if err != nil {
+		return nil, proxy.Errorf(proxy.CodeInvalidTextRepr, "pgseal: the array parameter for %s is not a valid array", col)
+	}
+	var cts [][]byte
+	for _, e := range elems {
+		if et != col.Type {
+			canon, err := s.codec().Canonical(nil, et, ef, e)
+			if err == nil {
+				e, err = s.codec().Encode(nil, et, codec.TextFormat, canon)
+			}
+			if err != nil {
+				return nil, proxy.Errorf(proxy.CodeInvalidBinaryRepr, "pgseal: an element of the array for %s is not a valid %s", col, et)
+			}
+			ef = codec.TextFormat
+		}
+		canon, err := s.codec().Canonical(nil, col.Type, ef, e)
+		if err != nil {
+			return nil, proxy.Errorf(proxy.CodeInvalidTextRepr, "pgseal: an element of the array for %s is not a valid %s", col, col.Type)
+		}
+		all, err := s.seal(snap, col, canon, true)
+		if err != nil {
+			return nil, proxy.Errorf(proxy.CodeInternalError, "pgseal: failed to encrypt a value for %s", col)
+		}
+		cts = append(cts, all...)
+	}
+	if cts == nil {
+		cts = [][]byte{}
+	}
+	arr, err := s.byteaArray(cts)
+	if err != nil {
+		return nil, proxy.Errorf(proxy.CodeInternalError, "pgseal: failed to encode a lookup for %s", col)
+	}
+	return arr, nil
 }
 
 // withFormats returns a copy of fields with the result formats a Bind asked

@@ -32,6 +32,10 @@ type Analysis struct {
 	// ciphertexts under every active key version (a deterministic lookup
 	// that must find rows during a rotation).
 	ParamArrays []bool
+	// ParamElements[n-1] is set when $n is an array of values (the
+	// parameter of "= ANY($n)"): each element is encrypted, under every
+	// active key version, into one bytea array.
+	ParamElements []bool
 	// Results holds, per statement in the text, the policy column each
 	// output position carries where RowDescription cannot tell (views,
 	// UNION); nil entries defer to RowDescription.

@@ -146,6 +146,9 @@ func (s *session) paramDescription(head *expect, frame []byte, down proxy.Writer
 		// As PostgreSQL does, a type the client declared stands; else the
 		// column's declared type.
 		pd.ParameterOIDs[i] = col.Type.OID()
+		if i < len(head.stmt.an.ParamElements) && head.stmt.an.ParamElements[i] {
+			pd.ParameterOIDs[i] = arrayOIDs[col.Type]
+		}
 		if i < len(head.stmt.declared) && head.stmt.declared[i] != 0 {
 			pd.ParameterOIDs[i] = head.stmt.declared[i]
 		}

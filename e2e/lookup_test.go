@@ -149,3 +149,41 @@ tables:
 		}
 	}
 }
+
+// TestAnyArrayParameter covers "col = ANY($1)" and "col <> ALL($1)" with
+// an array of values, text and binary, the idiom of psycopg and asyncpg.
+func TestAnyArrayParameter(t *testing.T) {
+	env := startEncrypting(t, `version: 1
+tables:
+  public.any_users:
+    email: {type: text, mode: deterministic, key: pii}
+    age:   {type: int4, mode: deterministic, key: pii}
+`, `CREATE TABLE any_users (id int PRIMARY KEY, email bytea, age bytea)`)
+	ctx := testCtx(t)
+	conn := env.connect(t)
+	for i := range 10 {
+		if _, err := conn.Exec(ctx, `INSERT INTO any_users VALUES ($1, $2, $3)`, i, fmt.Sprintf("a%d@x", i), int32(20+i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var n int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM any_users WHERE email = ANY($1)`, []string{"a1@x", "a5@x", "zz"}).Scan(&n); err != nil || n != 2 {
+		t.Fatalf("= ANY(text[]): %d %v", n, err)
+	}
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM any_users WHERE age = ANY($1)`, []int32{21, 22, 99}).Scan(&n); err != nil || n != 2 {
+		t.Fatalf("= ANY(int4[] binary): %d %v", n, err)
+	}
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM any_users WHERE age = ANY($1)`, []int16{21, 22}).Scan(&n); err != nil || n != 2 {
+		t.Fatalf("= ANY(int2[] for an int4 column): %d %v", n, err)
+	}
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM any_users WHERE email <> ALL($1)`, []string{"a1@x", "a2@x"}).Scan(&n); err != nil || n != 8 {
+		t.Fatalf("<> ALL: %d %v", n, err)
+	}
+	env.rotate(t, "pii")
+	if _, err := conn.Exec(ctx, `INSERT INTO any_users VALUES (10, 'a10@x', 30)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM any_users WHERE email = ANY($1)`, []string{"a1@x", "a10@x"}).Scan(&n); err != nil || n != 2 {
+		t.Fatalf("= ANY across key versions: %d %v", n, err)
+	}
+}

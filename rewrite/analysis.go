@@ -94,7 +94,7 @@ func (a *analysis) bindSpan(v value, col *policy.Column, op string, span func() 
 	if v.casts > 1 {
 		return refuseOp(col, "a value cast more than once")
 	}
-	if v.cast != nil {
+	if v.cast != nil && a.shape != ShapeElements {
 		t, ok := castType(v.cast.TypeName)
 		if !ok || !compatible(t, col) {
 			return refuseOp(col, "cast to "+typeNameString(v.cast.TypeName))
@@ -121,7 +121,7 @@ func (a *analysis) bindSpan(v value, col *policy.Column, op string, span func() 
 			a.st.edits = append(a.st.edits, edit{start, end, "ANY ($" + itoa(n) + "::bytea[])"})
 		case shape == ShapeAll:
 			a.st.edits = append(a.st.edits, edit{start, end, "ALL ($" + itoa(n) + "::bytea[])"})
-		case shape == ShapeArray:
+		case shape == ShapeArray, shape == ShapeElements:
 			a.st.edits = append(a.st.edits, edit{start, end, "$" + itoa(n) + "::bytea[]"})
 		case v.cast != nil || v.fromSelect:
 			a.st.edits = append(a.st.edits, edit{start, end, "$" + itoa(n) + "::bytea"})

@@ -283,6 +283,9 @@ func (a *analysis) aExpr(e *pg.A_Expr, sc *scope) (value, error) {
 		return plain, nil
 	}
 	name := strings.TrimPrefix(e.Kind.String(), "AEXPR_")
+	if v, ok, err := a.anyParam(e, op, sc); ok || err != nil {
+		return v, err
+	}
 	switch e.Kind {
 	case pg.A_Expr_Kind_AEXPR_OP_ANY, pg.A_Expr_Kind_AEXPR_OP_ALL:
 		name = op + " " + strings.TrimPrefix(name, "OP_") + "(array)"
@@ -311,6 +314,43 @@ func (a *analysis) aExpr(e *pg.A_Expr, sc *scope) (value, error) {
 		}
 	}
 	return plain, nil
+}
+
+// anyParam handles "col = ANY($n)" and "col <> ALL($n)" on a deterministic
+// column with an array parameter, the idiom of psycopg and asyncpg for a
+// list of values: each element is encrypted at Bind (ShapeElements). ok is
+// false when e is not of that form.
+func (a *analysis) anyParam(e *pg.A_Expr, op string, sc *scope) (value, bool, error) {
+	anyEq := e.Kind == pg.A_Expr_Kind_AEXPR_OP_ANY && op == "="
+	allNe := e.Kind == pg.A_Expr_Kind_AEXPR_OP_ALL && op == "<>"
+	if !anyEq && !allNe || e.Lexpr == nil || e.Rexpr == nil {
+		return plain, false, nil
+	}
+	l, err := a.expr(e.Lexpr, sc)
+	if err != nil {
+		return plain, true, err
+	}
+	r, err := a.expr(e.Rexpr, sc)
+	if err != nil {
+		return plain, true, err
+	}
+	if l.kind != vCol || r.kind != vParam || r.fromSelect {
+		return plain, false, nil
+	}
+	name := "= ANY(array)"
+	if allNe {
+		name = "<> ALL(array)"
+	}
+	if l.col.Mode != deterministic {
+		return plain, true, refuseOp(l.col, name)
+	}
+	if len(l.alts) > 0 {
+		return plain, true, refuseOp(l.col, name+" on a UNION of encrypted columns")
+	}
+	a.shape = ShapeElements
+	err = a.bind(r, l.col, name)
+	a.shape = ShapeScalar
+	return plain, true, err
 }
 
 func firstNonNil(a, b *pg.Node) *pg.Node {

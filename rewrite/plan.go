@@ -74,6 +74,11 @@ const (
 	// ShapeArray: an EXECUTE argument for a prepared parameter of shape
 	// ShapeAny or ShapeAll: a bytea array of the ciphertexts.
 	ShapeArray
+	// ShapeElements: the array parameter of "= ANY($n)" or "<> ALL($n)":
+	// the client binds an array of values of the column's type; each
+	// element is encrypted (under every active version) into one bytea
+	// array, and the text says $n::bytea[].
+	ShapeElements
 )
 
 // IsArray reports whether a parameter of this shape is bound as a bytea
