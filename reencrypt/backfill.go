@@ -32,8 +32,11 @@ func Migrate(ctx context.Context, db *DB, dir Direction, m Migration, opts Migra
 		return rep, err
 	}
 	defer conn.Close(context.Background())
-	mg, err := prepare(ctx, conn, dir, m, opts)
-	if err != nil {
+	mg, done, err := prepare(ctx, conn, dir, m, opts)
+	if err != nil || done {
+		if done {
+			rep.Step = StepDone
+		}
 		return rep, err
 	}
 	rep.Step = StepBackfill
@@ -89,12 +92,14 @@ func Migrate(ctx context.Context, db *DB, dir Direction, m Migration, opts Migra
 // prepare checks the table and the recorded state and, for a new
 // migration, adds the shadow column, the trigger that clears the shadow
 // when the application changes the source column, and (Encrypt) the
-// envelope constraint, in one short transaction.
-func prepare(ctx context.Context, conn *pgx.Conn, dir Direction, m Migration, opts MigrateOptions) (*migration, error) {
-	mg := &migration{dir: dir, m: m}
+// envelope constraint, in one short transaction. done reports a migration
+// in the same direction that has already switched, with the column still
+// in its switched form: running a finished migration again does nothing.
+func prepare(ctx context.Context, conn *pgx.Conn, dir Direction, m Migration, opts MigrateOptions) (mg *migration, done bool, err error) {
+	mg = &migration{dir: dir, m: m}
 	mg.names()
 	col := m.Column
-	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		if err := setLockTimeout(ctx, tx, opts); err != nil {
 			return err
 		}
@@ -125,12 +130,16 @@ func prepare(ctx context.Context, conn *pgx.Conn, dir Direction, m Migration, op
 			mg.sqlType = sh.sqlType
 			return nil // resume
 		}
+		if st.step == StepDone && st.dir == dir && (mg.src.typeOID == byteaOID) == (dir == Encrypt) {
+			done = true
+			return nil
+		}
 		return mg.create(ctx, tx, st)
 	})
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return mg, nil
+	return mg, done, nil
 }
 
 // create adds the shadow column, the trigger and the state row.

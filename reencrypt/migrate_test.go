@@ -3,6 +3,7 @@ package reencrypt
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -200,6 +201,38 @@ func TestMigrateAbort(t *testing.T) {
 	}
 	if err := Abort(ctx, db, Encrypt, m, MigrateOptions{}); !errors.Is(err, ErrMigrationState) {
 		t.Fatalf("abort after the switch: %v", err)
+	}
+	// Running a finished migration again does nothing.
+	if rep, err := Migrate(ctx, db, Encrypt, m, MigrateOptions{Finish: true}); err != nil || rep.Step != StepDone || rep.Passes != 0 {
+		t.Fatalf("second run after the switch: %+v %v", rep, err)
+	}
+}
+
+// TestMigrateHidesValues: a plaintext that the database refuses (here, a
+// --type it does not cast to) fails without the value in the error.
+func TestMigrateHidesValues(t *testing.T) {
+	ctx := testCtx(t)
+	k := newKeys(t)
+	db := testDB(t)
+	app := conn(t)
+	exec(t, app, `CREATE TABLE mig_hide (id int PRIMARY KEY, c text)`)
+	exec(t, app, `INSERT INTO mig_hide VALUES (1, 'SECRET-MARKER')`)
+	col := policyColumn(t, "mig_hide", "c", "text", "randomized")
+	m := Migration{Column: col, Cipher: k.cipher(t, "mig_hide", "c", envelope.Randomized)}
+	if _, err := Migrate(ctx, db, Encrypt, m, MigrateOptions{Finish: true}); err != nil {
+		t.Fatal(err)
+	}
+	m.SQLType = "integer"
+	_, err := Migrate(ctx, db, Decrypt, m, MigrateOptions{})
+	var de *DataError
+	if !errors.As(err, &de) || de.Code != "22P02" {
+		t.Fatalf("want a DataError 22P02, got %v", err)
+	}
+	if strings.Contains(err.Error(), "SECRET-MARKER") {
+		t.Fatalf("plaintext in the error: %v", err)
+	}
+	if err := Abort(ctx, db, Decrypt, m, MigrateOptions{}); err != nil {
+		t.Fatal(err)
 	}
 }
 

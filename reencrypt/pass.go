@@ -174,7 +174,7 @@ func (w *work) read(ctx context.Context, q querier, sql string, args ...any) (pa
 		}
 		p.scanned++
 		p.last = append(p.last[:0], keys...)
-		any := false
+		needed := false
 		olds := make([][]byte, nc)
 		news := make([][]byte, nc)
 		for i, v := range vals {
@@ -186,9 +186,9 @@ func (w *work) read(ctx context.Context, q querier, sql string, args ...any) (pa
 				p.failed++
 				continue
 			}
-			olds[i], news[i], any = v, nv, true
+			olds[i], news[i], needed = v, nv, true
 		}
-		if !any {
+		if !needed {
 			continue
 		}
 		for i := range keys {
@@ -203,6 +203,28 @@ func (w *work) read(ctx context.Context, q querier, sql string, args ...any) (pa
 		return page{}, fmt.Errorf("failed to read %s: %w", w.t.name, err)
 	}
 	return p, nil
+}
+
+// DataError is a data exception (SQLSTATE class 22) that PostgreSQL
+// raised on a value the engine wrote, such as a plaintext that does not
+// cast to the column's type. PostgreSQL's own message quotes the value, so
+// it is dropped: only the SQLSTATE is kept.
+type DataError struct {
+	Code string
+}
+
+// Error names the SQLSTATE only.
+func (e *DataError) Error() string {
+	return "the database refused a converted value (SQLSTATE " + e.Code + ")"
+}
+
+// hideValue replaces a data exception by a DataError.
+func hideValue(err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && len(pe.Code) == 5 && pe.Code[:2] == "22" {
+		return &DataError{Code: pe.Code}
+	}
+	return err
 }
 
 // isUniqueViolation reports whether err is PostgreSQL's unique_violation.
@@ -225,7 +247,7 @@ func (w *work) write(ctx context.Context, db dbtx, sql string, b batch, inTx boo
 		return tag.RowsAffected(), 0, nil
 	}
 	if !isUniqueViolation(err) || inTx {
-		return 0, 0, fmt.Errorf("failed to update %s: %w", w.t.name, err)
+		return 0, 0, fmt.Errorf("failed to update %s: %w", w.t.name, hideValue(err))
 	}
 	for j := range b.len() {
 		tag, err := db.Exec(ctx, sql, b.row(j).args()...)
@@ -233,7 +255,7 @@ func (w *work) write(ctx context.Context, db dbtx, sql string, b batch, inTx boo
 		case isUniqueViolation(err):
 			dups++
 		case err != nil:
-			return changed, dups, fmt.Errorf("failed to update %s: %w", w.t.name, err)
+			return changed, dups, fmt.Errorf("failed to update %s: %w", w.t.name, hideValue(err))
 		default:
 			changed += tag.RowsAffected()
 		}
