@@ -31,7 +31,10 @@ func (s *session) clientBind(frame []byte, up proxy.Writer) error {
 		p = &portal{stmt: st, fields: withFormats(st.fields, b.ResultFormatCodes)}
 		s.portals[b.DestinationPortal] = p
 	default:
-		delete(s.portals, b.DestinationPortal)
+		// Known too, so that a Describe of the portal (its rows may
+		// still come from policy columns, as in FETCH) records its
+		// layout.
+		s.portals[b.DestinationPortal] = &portal{stmt: st}
 	}
 	s.mu.Unlock()
 	if st != nil && st.an.Refusal != nil {

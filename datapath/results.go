@@ -109,7 +109,7 @@ func (s *session) startCopyOut() {
 	switch {
 	case head.kind == expQuery && head.query.index < len(head.query.copies):
 		p = head.query.copies[head.query.index]
-	case head.kind == expExecute && head.portal != nil:
+	case head.kind == expExecute && head.portal != nil && head.portal.stmt != nil:
 		p = head.portal.stmt.copy
 	}
 	if p == nil || p.from {

@@ -425,7 +425,7 @@ func (s *session) clientExecute(frame []byte, up proxy.Writer) error {
 	p := s.portals[ex.Portal]
 	s.enqueueLocked(expect{kind: expExecute, portal: p})
 	s.mu.Unlock()
-	if p != nil && p.stmt.copy != nil && p.stmt.copy.from {
+	if p != nil && p.stmt != nil && p.stmt.copy != nil && p.stmt.copy.from {
 		cs, err := newCopyStream(p.stmt.copy)
 		if err != nil {
 			return err
