@@ -40,18 +40,32 @@ func Migrate(ctx context.Context, db *DB, dir Direction, m Migration, opts Migra
 		return rep, err
 	}
 	rep.Step = StepBackfill
+	if dir == Encrypt {
+		if err := mg.validate(ctx, conn, opts); err != nil {
+			return rep, err
+		}
+	}
 	w := mg.work()
 	s := w.sql()
 	var total int64
 	if err := conn.QueryRow(ctx, "SELECT pg_catalog.count(*) FROM "+mg.t.ident).Scan(&total); err != nil {
 		return rep, fmt.Errorf("failed to count the rows of %s: %w", m.Column.Table, err)
 	}
-	for rep.Passes < opts.Passes {
+	left, err := mg.left(ctx, conn)
+	if err != nil {
+		return rep, err
+	}
+	// Passes walk the whole table. Skipped when nothing is left; for the
+	// switch, skipped when few enough rows are left to fill under its lock.
+	found := left
+	for rep.Passes < opts.Passes && found > 0 && !(opts.Finish && found <= int64(opts.BatchSize)) {
 		rep.Passes++
-		var found, scanned int64
+		var scanned int64
+		found, rep.Failed = 0, 0
 		err := runPages(ctx, db, w, &s, opts.Options, func(o pageOutcome) {
 			rep.Filled += o.changed
 			rep.Conflicts += o.conflicts
+			rep.Failed += o.failed
 			scanned += o.scanned
 			found += o.changed + o.unresolved + o.failed + o.dups
 			if opts.Progress != nil {
@@ -62,18 +76,14 @@ func Migrate(ctx context.Context, db *DB, dir Direction, m Migration, opts Migra
 		if err != nil {
 			return rep, err
 		}
-		if found == 0 {
-			rep.Step = StepBackfilled
-			if err := mg.setStep(ctx, conn, StepBackfilled); err != nil {
-				return rep, err
-			}
-			break
-		}
-		if opts.Finish && found <= int64(opts.BatchSize) {
-			break // few enough to fill under the switch's lock
+	}
+	if found == 0 {
+		rep.Step = StepBackfilled
+		if err := mg.setStep(ctx, conn, StepBackfilled); err != nil {
+			return rep, err
 		}
 	}
-	if rep.Remaining, rep.Failed, err = mg.remaining(ctx, conn, w); err != nil {
+	if rep.Remaining, err = mg.left(ctx, conn); err != nil {
 		return rep, err
 	}
 	if opts.Finish {
@@ -238,15 +248,31 @@ func (mg *migration) work() *work {
 	return w
 }
 
-// remaining counts the rows whose shadow is still empty, and among them
-// those whose value does not convert.
-func (mg *migration) remaining(ctx context.Context, db dbtx, w *work) (left, failed int64, err error) {
-	s := w.sql()
-	p, err := w.read(ctx, db, s.final)
-	if err != nil {
-		return 0, 0, err
+// left counts the rows whose shadow is still empty.
+func (mg *migration) left(ctx context.Context, db dbtx) (int64, error) {
+	var n int64
+	q := "SELECT pg_catalog.count(*) FROM " + mg.t.ident + " t WHERE " + mg.work().needs
+	if err := db.QueryRow(ctx, q).Scan(&n); err != nil {
+		return 0, fmt.Errorf("failed to count the rows left in %s: %w", mg.m.Column.Table, err)
 	}
-	return p.scanned, p.failed, nil
+	return n, nil
+}
+
+// validate validates the envelope constraint unless it is already: a scan
+// of the table under SHARE UPDATE EXCLUSIVE, which lets reads and writes go
+// on. Every value the shadow holds was checked when it was written, so it
+// cannot fail; validating early keeps the scan out of the switch.
+func (mg *migration) validate(ctx context.Context, conn *pgx.Conn, opts MigrateOptions) error {
+	var valid bool
+	err := conn.QueryRow(ctx, "SELECT convalidated FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass($1) AND conname = $2",
+		mg.t.ident, EnvelopeConstraint(mg.m.Column.Name)).Scan(&valid)
+	if err != nil {
+		return fmt.Errorf("failed to read the envelope constraint of %s: %w", mg, err)
+	}
+	if valid {
+		return nil
+	}
+	return mg.withLockTimeout(ctx, conn, opts, "ALTER TABLE "+mg.t.ident+" VALIDATE CONSTRAINT "+quoteIdent(EnvelopeConstraint(mg.m.Column.Name)))
 }
 
 // finish is the switch: under an ACCESS EXCLUSIVE lock, fill the rows
@@ -254,12 +280,6 @@ func (mg *migration) remaining(ctx context.Context, db dbtx, w *work) (left, fai
 // give the shadow the column's name.
 func (mg *migration) finish(ctx context.Context, conn *pgx.Conn, w *work, s *pageSQL, opts MigrateOptions, rep *MigrationReport) error {
 	tab := mg.t.ident
-	if mg.dir == Encrypt {
-		// SHARE UPDATE EXCLUSIVE: reads and writes go on during the scan.
-		if err := mg.withLockTimeout(ctx, conn, opts, "ALTER TABLE "+tab+" VALIDATE CONSTRAINT "+quoteIdent(EnvelopeConstraint(mg.m.Column.Name))); err != nil {
-			return err
-		}
-	}
 	var err error
 	for attempt := 1; attempt <= opts.LockAttempts; attempt++ {
 		err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
