@@ -51,23 +51,24 @@ func Migrate(ctx context.Context, db *DB, dir Direction, m Migration, opts Migra
 	if err := conn.QueryRow(ctx, "SELECT pg_catalog.count(*) FROM "+mg.t.ident).Scan(&total); err != nil {
 		return rep, fmt.Errorf("failed to count the rows of %s: %w", m.Column.Table, err)
 	}
-	left, err := mg.left(ctx, conn)
-	if err != nil {
-		return rep, err
-	}
-	// Passes walk the whole table. Skipped when nothing is left; for the
-	// switch, skipped when few enough rows are left to fill under its lock.
-	found := left
-	for rep.Passes < opts.Passes && found > 0 && !(opts.Finish && found <= int64(opts.BatchSize)) {
+	// Passes walk the whole table while rows are left: at most opts.Passes,
+	// and for the switch only until few enough are left to fill under its
+	// lock. Counting what is left is one scan, far cheaper than a pass.
+	for {
+		if rep.Remaining, err = mg.left(ctx, conn); err != nil {
+			return rep, err
+		}
+		if rep.Remaining == 0 || rep.Passes == opts.Passes || (opts.Finish && rep.Remaining <= int64(opts.BatchSize)) {
+			break
+		}
 		rep.Passes++
 		var scanned int64
-		found, rep.Failed = 0, 0
+		rep.Failed = 0
 		err := runPages(ctx, db, w, &s, opts.Options, func(o pageOutcome) {
 			rep.Filled += o.changed
 			rep.Conflicts += o.conflicts
 			rep.Failed += o.failed
 			scanned += o.scanned
-			found += o.changed + o.unresolved + o.failed + o.dups
 			if opts.Progress != nil {
 				opts.Progress(Progress{Table: m.Column.Table, Scanned: scanned, Total: total, Rewritten: rep.Filled,
 					Conflicts: rep.Conflicts, Elapsed: opts.Clock.Now().Sub(start)})
@@ -76,15 +77,19 @@ func Migrate(ctx context.Context, db *DB, dir Direction, m Migration, opts Migra
 		if err != nil {
 			return rep, err
 		}
+		if rep.Remaining == rep.Failed {
+			// Only unconvertible values are left: another pass would not help.
+			if rep.Remaining, err = mg.left(ctx, conn); err != nil {
+				return rep, err
+			}
+			break
+		}
 	}
-	if found == 0 {
+	if rep.Remaining == 0 {
 		rep.Step = StepBackfilled
 		if err := mg.setStep(ctx, conn, StepBackfilled); err != nil {
 			return rep, err
 		}
-	}
-	if rep.Remaining, err = mg.left(ctx, conn); err != nil {
-		return rep, err
 	}
 	if opts.Finish {
 		if rep.Failed > 0 {
@@ -93,7 +98,7 @@ func Migrate(ctx context.Context, db *DB, dir Direction, m Migration, opts Migra
 		if err := mg.finish(ctx, conn, w, &s, opts, &rep); err != nil {
 			return rep, err
 		}
-		rep.Step = StepDone
+		rep.Step, rep.Remaining = StepDone, 0
 	}
 	rep.Elapsed = opts.Clock.Now().Sub(start)
 	return rep, nil
