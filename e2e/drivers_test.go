@@ -69,7 +69,8 @@ type driverCase struct {
 	table string
 	// missing says what is not installed, or "" when the driver is usable.
 	missing func() string
-	// command builds the script's command line; dir is a per-test temp dir.
+	// command builds the script's command line; dir is the subtest's temp
+	// dir, the same for the run through pgseal and the baseline.
 	command func(tb testing.TB, ctx context.Context, dir string) *exec.Cmd
 	ids     []int
 	// known are the ids of the script's checks that fail through pgseal for
@@ -154,10 +155,12 @@ var driverCases = []driverCase{
 			return ""
 		},
 		command: func(tb testing.TB, ctx context.Context, dir string) *exec.Cmd {
-			src := filepath.Join(driversDir(tb), "java", "JdbcDriver.java")
-			out, err := exec.CommandContext(ctx, "javac", "-d", dir, "-cp", pgJDBCJar, src).CombinedOutput()
-			if err != nil {
-				tb.Fatalf("javac: %v\n%s", err, out)
+			if _, err := os.Stat(filepath.Join(dir, "JdbcDriver.class")); err != nil {
+				src := filepath.Join(driversDir(tb), "java", "JdbcDriver.java")
+				out, err := exec.CommandContext(ctx, "javac", "-d", dir, "-cp", pgJDBCJar, src).CombinedOutput()
+				if err != nil {
+					tb.Fatalf("javac: %v\n%s", err, out)
+				}
 			}
 			return exec.CommandContext(ctx, "java", "-cp", dir+string(os.PathListSeparator)+pgJDBCJar, "JdbcDriver")
 		},
@@ -180,7 +183,8 @@ func TestDrivers(t *testing.T) {
 			env := startEncrypting(t, fmt.Sprintf(driverPolicyTmpl, dc.table), driverDDL(dc.table))
 			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 			defer cancel()
-			out, err := runDriver(t, ctx, dc, map[string]string{
+			dir := t.TempDir()
+			out, err := runDriver(t, ctx, dc, dir, map[string]string{
 				"PGSEAL_HOST":     env.host,
 				"PGSEAL_PORT":     env.port,
 				"PGSEAL_USER":     shared.SuperUser(),
@@ -191,13 +195,13 @@ func TestDrivers(t *testing.T) {
 				"PGSEAL_KNOWN":    strings.Join(dc.known, ","),
 			})
 			if err != nil {
-				base := driverBaseline(t, ctx, dc)
+				base := driverBaseline(t, ctx, dc, dir)
 				t.Fatalf("%s through pgseal: %v\n%s\n--- the same script straight against PostgreSQL (declared types, no refusal check):\n%s",
 					dc.name, err, out, base)
 			}
 			t.Logf("%s:\n%s", dc.name, out)
 			if os.Getenv("PGSEAL_DRIVERS_BASELINE") != "" {
-				t.Logf("%s straight against PostgreSQL:\n%s", dc.name, driverBaseline(t, ctx, dc))
+				t.Logf("%s straight against PostgreSQL:\n%s", dc.name, driverBaseline(t, ctx, dc, dir))
 			}
 			checkDriverAtRest(t, dc)
 		})
@@ -206,9 +210,9 @@ func TestDrivers(t *testing.T) {
 
 // runDriver runs dc's script with env added to the environment and returns
 // its combined output.
-func runDriver(tb testing.TB, ctx context.Context, dc driverCase, env map[string]string) (string, error) {
+func runDriver(tb testing.TB, ctx context.Context, dc driverCase, dir string, env map[string]string) (string, error) {
 	tb.Helper()
-	cmd := dc.command(tb, ctx, tb.TempDir())
+	cmd := dc.command(tb, ctx, dir)
 	cmd.Env = os.Environ()
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
@@ -220,13 +224,13 @@ func runDriver(tb testing.TB, ctx context.Context, dc driverCase, env map[string
 // driverBaseline runs dc's script straight against PostgreSQL on a table
 // with the declared types and returns its output, to tell driver setup
 // problems from pgseal's.
-func driverBaseline(tb testing.TB, ctx context.Context, dc driverCase) string {
+func driverBaseline(tb testing.TB, ctx context.Context, dc driverCase, dir string) string {
 	tb.Helper()
 	table := dc.table + "_direct"
 	if _, err := direct(tb).Exec(ctx, driverPlainDDL(table)); err != nil {
 		return "baseline table: " + err.Error()
 	}
-	out, err := runDriver(tb, ctx, dc, map[string]string{
+	out, err := runDriver(tb, ctx, dc, dir, map[string]string{
 		"PGSEAL_HOST":     shared.Host(),
 		"PGSEAL_PORT":     fmt.Sprint(shared.Port()),
 		"PGSEAL_USER":     shared.SuperUser(),
