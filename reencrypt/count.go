@@ -130,15 +130,16 @@ func countColumn(ctx context.Context, q Querier, t *tableInfo, a attr) ([]Versio
 
 // classify reads the header of a group of values whose first bytes are
 // head and whose shortest value is minLen bytes long. envelope.Peek wants a
-// whole value to check its length, so it gets head padded to minLen.
+// whole value to check its length against the mode's overhead, so it gets
+// the header padded to minLen bytes, capped: no overhead comes near the cap.
 func classify(head []byte, minLen *int64) (envelope.Header, bool) {
-	if head == nil || minLen == nil {
+	const enough = 128
+	if minLen == nil || *minLen < envelope.HeaderSize || len(head) < envelope.HeaderSize {
+		// Shorter than a header: the values are that short themselves.
 		return envelope.Header{}, false
 	}
-	buf := head
-	if pad := int(*minLen) - len(head); pad > 0 {
-		buf = append(slices.Clone(head), make([]byte, pad)...)
-	}
+	buf := make([]byte, min(*minLen, enough))
+	copy(buf, head[:envelope.HeaderSize])
 	h, err := envelope.Peek(buf)
 	return h, err == nil
 }
