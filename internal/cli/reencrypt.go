@@ -265,7 +265,7 @@ func (e *dbEnv) writeCounts(w io.Writer, counts []reencrypt.VersionCount) error 
 
 // reencrypt runs the engine table by table and prints a summary of each.
 func (e *dbEnv) reencrypt(ctx context.Context, s streams, groups [][]*policy.Column, opts reencrypt.Options, mode string, every time.Duration) error {
-	var stale, failed int64
+	var stale, failed, skipped int64
 	for _, cols := range groups {
 		target, err := e.target(cols)
 		if err != nil {
@@ -278,6 +278,14 @@ func (e *dbEnv) reencrypt(ctx context.Context, s streams, groups [][]*policy.Col
 		opts.Progress = prog.update
 		res, err := reencrypt.Run(ctx, e.db, target, opts)
 		prog.finish()
+		if errors.Is(err, reencrypt.ErrColumnType) && len(groups) > 1 {
+			// A column still plaintext (an encrypt-column migration that has
+			// not switched) does not stop the other tables.
+			e.log.Warn().Err(err).Str("table", target.Table.String()).Msg("reencrypt skipped a table")
+			fmt.Fprintf(s.out, "%s: skipped: %v\n", target.Table, err)
+			skipped++
+			continue
+		}
 		if err != nil {
 			return err
 		}
@@ -302,8 +310,8 @@ func (e *dbEnv) reencrypt(ctx context.Context, s streams, groups [][]*policy.Col
 		stale += res.Stale(target)
 		failed += res.Failed
 	}
-	if stale > 0 || failed > 0 {
-		return withCode(ExitIncomplete, fmt.Errorf("%d values remain under another key version and %d did not open; run reencrypt again once the application writes under the primary version", stale, failed))
+	if stale > 0 || failed > 0 || skipped > 0 {
+		return withCode(ExitIncomplete, fmt.Errorf("%d values remain under another key version, %d did not open, %d tables were skipped; run reencrypt again once the application writes under the primary version", stale, failed, skipped))
 	}
 	return nil
 }
