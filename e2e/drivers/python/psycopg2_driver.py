@@ -167,6 +167,37 @@ def cancel():
     after_refusal()
 
 
+def client_encoding():
+    # A client that declares another client_encoding gets text converted
+    # by the server; a decrypted value must be converted too, or refused
+    # with a SQLSTATE, never handed over in the wrong encoding.
+    conn = psycopg2.connect(host=HOST, port=PORT, user=USER, password=PASSWORD, dbname=DB,
+                            sslmode="verify-full", sslrootcert=CA, client_encoding="LATIN1")
+    try:
+        c = conn.cursor()
+        try:
+            c.execute("SELECT name, note FROM %s WHERE id = 2" % TABLE)
+            got = c.fetchone()
+        except psycopg2.Error as e:
+            if not e.pgcode:
+                raise
+        else:
+            expect_equal("plain text column under LATIN1", got[0], ROWS[1][1])
+            expect_equal("encrypted text column under LATIN1", got[1], ROWS[1][3])
+        conn.rollback()
+        try:
+            c.execute("INSERT INTO %s (id, email, note) VALUES (30, %%s, %%s)" % TABLE,
+                      ("enc@MARKER.example", "MARKER ümläut"))
+            c.execute("SELECT note FROM %s WHERE email = %%s" % TABLE, ("enc@MARKER.example",))
+            expect_equal("written and read under LATIN1", c.fetchone()[0], "MARKER ümläut")
+        except psycopg2.Error as e:
+            if not e.pgcode:
+                raise
+    finally:
+        conn.rollback()
+        conn.close()
+
+
 def copy_text_line(r):
     out = []
     for v in r:
@@ -281,6 +312,7 @@ steps = [
     ("refused-tx", "refusal inside a transaction aborts it, ROLLBACK recovers", refused_in_transaction),
     ("server-cursor", "named cursor: DECLARE + FETCH as simple queries", server_cursor),
     ("cancel", "connection.cancel() ends pg_sleep with 57014, the connection goes on", cancel),
+    ("client-encoding", "client_encoding LATIN1: non-ASCII encrypted text converted, or refused", client_encoding),
     ("copy-in-text", "COPY FROM STDIN text (copy_from)", copy_from_text),
     ("copy-in-csv", "COPY FROM STDIN csv (copy_expert)", copy_expert_csv),
     ("copy-out", "COPY TO STDOUT text and (query) csv, read back by PostgreSQL", copy_out),
