@@ -107,6 +107,13 @@ const (
 	// non-ASCII text are refused with 22021, which the check accepts, as
 	// it would a refusal of the read.)
 	knownClientEncoding = "client-encoding"
+	// knownAnyArrayLiteral: "col = ANY(<array literal>)" on a
+	// deterministic column is refused (0A000); = ANY($1) with an array
+	// parameter works. Client-side interpolation renders a list as
+	// ARRAY['a', 'b'] (psycopg2) or '{a,b}' (psycopg 3 ClientCursor).
+	knownAnyArrayLiteral = "any-array-literal"
+	// knownClientCursorAny is knownAnyArrayLiteral in psycopg 3's check.
+	knownClientCursorAny = "client-cursor-any"
 )
 
 func pythonCase(name, table, module, script string, ids []int, known ...string) driverCase {
@@ -146,8 +153,9 @@ var driverCases = []driverCase{
 		ids: []int{1, 2, 3, 4, 10, 11},
 	},
 	pythonCase("psycopg2", "drv_psycopg2", "psycopg2", "psycopg2_driver.py", []int{1, 2, 3, 4, 10, 11, 20, 21},
-		knownClientEncoding),
-	pythonCase("psycopg3", "drv_psycopg3", "psycopg", "psycopg3_driver.py", []int{1, 2, 3, 4, 5, 10, 11, 20, 21}),
+		knownClientEncoding, knownAnyArrayLiteral),
+	pythonCase("psycopg3", "drv_psycopg3", "psycopg", "psycopg3_driver.py", []int{1, 2, 3, 4, 5, 10, 11, 20, 21},
+		knownClientCursorAny),
 	pythonCase("asyncpg", "drv_asyncpg", "asyncpg", "asyncpg_driver.py", []int{1, 2, 3, 4, 10, 11, 20, 21}),
 	{
 		name:  "jdbc",

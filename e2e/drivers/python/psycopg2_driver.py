@@ -80,6 +80,12 @@ def lookups():
     select_all("WHERE email IN %s", (("ann@MARKER.example", "cy@MARKER.example"),), [ROWS[0], ROWS[2]])
 
 
+def any_array_literal():
+    # psycopg2 renders a list as ARRAY['a', 'b']; "= ANY(%s)" with a list is
+    # its documented alternative to IN.
+    select_all("WHERE email = ANY(%s)", (["ann@MARKER.example", "cy@MARKER.example"],), [ROWS[0], ROWS[2]])
+
+
 def sql_prepare():
     c = cur()
     c.execute("PREPARE drv_ins AS INSERT INTO %s (%s) VALUES (%s)"
@@ -306,6 +312,7 @@ steps = [
     ("executemany", "executemany in a rolled-back transaction", insert_many),
     ("select", "SELECT all columns and compare", lambda: select_all("", (), ROWS)),
     ("lookup", "equality lookups with parameters (text, uuid, int4+bool, bytea, IN)", lookups),
+    ("any-array-literal", "= ANY(ARRAY['a', 'b']) from a list parameter", any_array_literal),
     ("sql-prepare", "SQL PREPARE / EXECUTE / DEALLOCATE", sql_prepare),
     ("refused", "ORDER BY an encrypted column gives 0A000", refused),
     ("after-refusal", "valid statement on the same connection after the refusal", after_refusal),

@@ -79,6 +79,32 @@ def any_array():
     select("WHERE email = ANY(%s)", (["ann@MARKER.example", "cy@MARKER.example"],), [ROWS[0], ROWS[2]])
 
 
+def client_cursor():
+    # ClientCursor (Django's default with psycopg 3) interpolates on the
+    # client: literals with casts such as '...'::timestamptz, '...'::uuid,
+    # '...'::jsonb and '\\x..'::bytea, and E'' strings.
+    cur = psycopg.ClientCursor(conn())
+    cur.execute("BEGIN")
+    try:
+        for r in ROWS:
+            cur.execute(insert_sql("%s"), adapt((200 + r[0],) + tuple(r[1:])))
+        cur.execute("SELECT %s FROM %s WHERE id >= 200 ORDER BY id" % (COLS, TABLE))
+        compare_rows("ClientCursor rows", [(r[0] - 200,) + tuple(r[1:]) for r in cur.fetchall()], ROWS)
+        cur.execute("SELECT id FROM %s WHERE age = %%s AND active = %%s AND token = %%s AND blob = %%s" % TABLE,
+                    (Int4(31), True, ROWS[0][8], ROWS[0][10]))
+        expect_equal("ClientCursor lookup", sorted(r[0] for r in cur.fetchall()), [1, 201])
+    finally:
+        cur.execute("ROLLBACK")
+
+
+def client_cursor_any():
+    # ClientCursor renders a list as '{a,b}'.
+    cur = psycopg.ClientCursor(conn())
+    cur.execute("SELECT %s FROM %s WHERE email = ANY(%%s) ORDER BY id" % (COLS, TABLE),
+                (["ann@MARKER.example", "cy@MARKER.example"],))
+    compare_rows("ClientCursor ANY", cur.fetchall(), [ROWS[0], ROWS[2]])
+
+
 def prepared():
     # prepare=True makes psycopg Parse a named statement once and
     # Bind/Execute it after; run each twice so the second run reuses it.
@@ -270,6 +296,8 @@ steps = [
     ("int-params", "Python ints (binary int2) into int4 and numeric columns, and as a lookup", int_params),
     ("lookup", "equality lookups with text/binary parameters (text, uuid, int4+bool, bytea, IN)", lookups),
     ("any-array", "= ANY(%s) with a list parameter on a deterministic column", any_array),
+    ("client-cursor", "ClientCursor (client-side literals) insert, read, lookup", client_cursor),
+    ("client-cursor-any", "ClientCursor = ANY('{a,b}') from a list", client_cursor_any),
     ("prepared", "prepare=True insert and selects, each run twice", prepared),
     ("pipeline", "executemany and an explicit pipeline", pipeline),
     ("server-cursor", "named (server-side) cursor: DECLARE + FETCH", server_cursor),
