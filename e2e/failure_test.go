@@ -180,7 +180,12 @@ func TestShutdownWaitsForSessions(t *testing.T) {
 	// Shutdown must not return while the session is open: the session
 	// keeps working until its client ends it.
 	waitFor(t, func() bool {
-		_, err := pgx.Connect(ctx, env.superConnString())
+		c, err := pgx.Connect(ctx, env.superConnString())
+		if err == nil {
+			// Accepted before the listener closed: end it, or Shutdown
+			// rightly waits for it too.
+			c.Close(ctx)
+		}
 		return err != nil
 	})
 	var one int
