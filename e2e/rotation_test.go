@@ -470,3 +470,86 @@ func TestRotationUnderLoad(t *testing.T) {
 	runCLI(t, bin, append([]string{"keys", "disable", "pii", "--version", "1", "--check-db", "--dsn", shared.ConnString("postgres"), "--policy", s.policy}, keysArgs...)...).
 		must(t, 0, "keys disable --check-db after reencrypt")
 }
+
+// TestReencryptDryRunAndCheck: with no workload, the dry run's counts are
+// the real run's "before", the real run rewrites exactly the values the dry
+// run found under the old version, and `keys disable --check-db` refuses
+// the old version before the run and accepts it after.
+func TestReencryptDryRunAndCheck(t *testing.T) {
+	bin := buildPgseal(t)
+	s := startServe(t, serveOptions{policy: strings.ReplaceAll(rotationPolicy, "rot_load", "rot_dry"),
+		ddl: []string{strings.ReplaceAll(rotationDDL, "rot_load", "rot_dry")}})
+	ctx := testCtx(t)
+	conn := s.connect(t)
+	const n = 3000
+	b := &pgx.Batch{}
+	for id := int64(1); id <= n; id++ {
+		var ssn any
+		if id%5 != 0 {
+			ssn = rotSSN(id, 1)
+		}
+		b.Queue(`INSERT INTO rot_dry (id, email, ssn, gen) VALUES ($1, $2, $3, 1)`, id, rotEmail(id, 1), ssn)
+	}
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		t.Fatal(err)
+	}
+	dbArgs := []string{"--dsn", shared.ConnString("postgres"), "--policy", s.policy, "--keystore", s.keystore, "--master-key", s.masterKey, "--log-format", "json"}
+	keysArgs := []string{"--keystore", s.keystore, "--master-key", s.masterKey}
+	disable := append([]string{"keys", "disable", "pii", "--version", "1", "--check-db", "--dsn", shared.ConnString("postgres"), "--policy", s.policy}, keysArgs...)
+
+	runCLI(t, bin, append([]string{"keys", "rotate", "pii"}, keysArgs...)...).must(t, 0, "keys rotate")
+	s.logs.waitFor(t, s.done, reloadLine("keystore", "file changed", false))
+	r := runCLI(t, bin, disable...).must(t, 6, "keys disable --check-db before reencrypt")
+	if !strings.Contains(r.stderr, "5400 values") {
+		t.Fatalf("refusal does not count the values:\n%s", r.stderr)
+	}
+
+	dry := versionCounts(t, runCLI(t, bin, append([]string{"reencrypt", "--table", "rot_dry", "--dry-run"}, dbArgs...)...).must(t, 0, "dry run").stdout)
+	want := map[string]int64{"email/1/active": n, "ssn/1/active": n - n/5, "ssn/-/null": n / 5}
+	if fmt.Sprint(dry) != fmt.Sprint(want) {
+		t.Fatalf("dry run counts %v, want %v", dry, want)
+	}
+	r = runCLI(t, bin, append([]string{"reencrypt", "--table", "rot_dry", "--progress", "none"}, dbArgs...)...).must(t, 0, "reencrypt")
+	before, after, _ := strings.Cut(r.stdout, "after:")
+	if got := versionCounts(t, before); fmt.Sprint(got) != fmt.Sprint(dry) {
+		t.Fatalf("the run started from %v, the dry run said %v", got, dry)
+	}
+	if !strings.Contains(r.stdout, fmt.Sprintf("%d rows scanned, %d rewritten", n, n)) {
+		t.Fatalf("summary:\n%s", r.stdout)
+	}
+	wantAfter := map[string]int64{"email/2/primary": n, "ssn/2/primary": n - n/5, "ssn/-/null": n / 5}
+	if got := versionCounts(t, after); fmt.Sprint(got) != fmt.Sprint(wantAfter) {
+		t.Fatalf("after the run %v, want %v", got, wantAfter)
+	}
+	dry = versionCounts(t, runCLI(t, bin, append([]string{"reencrypt", "--table", "rot_dry", "--dry-run"}, dbArgs...)...).must(t, 0, "dry run after").stdout)
+	if fmt.Sprint(dry) != fmt.Sprint(wantAfter) {
+		t.Fatalf("dry run after the run %v, want %v", dry, wantAfter)
+	}
+
+	runCLI(t, bin, disable...).must(t, 0, "keys disable --check-db after reencrypt")
+	if list := runCLI(t, bin, append([]string{"keys", "list"}, keysArgs...)...).must(t, 0, "keys list").stdout; !regexpDisabled(list) {
+		t.Fatalf("version 1 not disabled:\n%s", list)
+	}
+
+	// A value that does not open (written around pgseal) leaves the run
+	// incomplete: exit 6.
+	if _, err := direct(t).Exec(ctx, `UPDATE rot_dry SET ssn = '\x0102'::bytea WHERE id = 7`); err != nil {
+		t.Fatal(err)
+	}
+	r = runCLI(t, bin, append([]string{"reencrypt", "--all", "--progress", "none"}, dbArgs...)...).must(t, 6, "reencrypt over a malformed value")
+	if !strings.Contains(r.stdout, "1 failed to open") {
+		t.Fatalf("summary:\n%s", r.stdout)
+	}
+	runCLI(t, bin, append([]string{"reencrypt", "--table", "nope"}, dbArgs...)...).must(t, 2, "reencrypt of a table not in the policy")
+}
+
+// regexpDisabled reports whether `keys list` shows pii version 1 disabled.
+func regexpDisabled(list string) bool {
+	for _, line := range strings.Split(list, "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 4 && f[0] == "pii" && f[2] == "1" && f[3] == "disabled" {
+			return true
+		}
+	}
+	return false
+}

@@ -96,7 +96,7 @@ sql() { psql -X -q -v ON_ERROR_STOP=1 -d "$direct" "$@"; }
 
 echo "bench-reencrypt: loading $rows plaintext rows" >&2
 sql -c "CREATE TABLE bench (id int8 PRIMARY KEY, email text NOT NULL, ssn text, n int4 NOT NULL DEFAULT 0)"
-sql -c "INSERT INTO bench (id, email, ssn) SELECT g, 'user' || g || '@example.com', lpad((g * 7919 % 1000000000)::text, 9, '0') FROM generate_series(1, $rows) g"
+sql -c "INSERT INTO bench (id, email, ssn) SELECT g, 'user' || g || '@example.com', lpad((g::int8 * 7919 % 1000000000)::text, 9, '0') FROM generate_series(1, $rows) g"
 sql -c "VACUUM ANALYZE bench"
 
 # rate_of OUTPUT: the rows/s figure of a reencrypt or encrypt-column summary.
