@@ -2,7 +2,7 @@ GO      ?= go
 PKGS    := ./...
 FUZZTIME ?= 10s
 
-.PHONY: all build test unit fuzz-short deps run vet bench-proxy bench-datapath pgx-suite clean bench-copy
+.PHONY: all build test unit fuzz-short deps run vet bench-proxy bench-datapath pgx-suite clean bench-copy bench-reencrypt
 
 all: build
 
@@ -46,3 +46,7 @@ bench-copy: deps
 
 clean:
 	rm -rf bin
+
+## bench-reencrypt: reencrypt throughput on 1M rows with the application workload off and on.
+bench-reencrypt: deps
+	@scripts/bench-reencrypt.sh
