@@ -299,6 +299,37 @@ public class JdbcDriver {
         }
     }
 
+    static void batchError() throws SQLException {
+        // A batch whose second row violates the primary key: pgjdbc sends
+        // every Bind/Execute before one Sync, the server skips the rest
+        // after the error, and the connection must come out in step.
+        conn.setAutoCommit(false);
+        try (PreparedStatement ps = conn.prepareStatement(INSERT)) {
+            Object[] a = ROWS[0].clone();
+            a[0] = 300;
+            Object[] b = ROWS[1].clone();
+            b[0] = 300;
+            Object[] c = ROWS[2].clone();
+            c[0] = 301;
+            for (Object[] r : new Object[][] {a, b, c}) {
+                bind(ps, r);
+                ps.addBatch();
+            }
+            try {
+                ps.executeBatch();
+                throw new AssertionError("duplicate key not reported");
+            } catch (java.sql.BatchUpdateException e) {
+                expectState(e, "23505");
+            }
+        } finally {
+            conn.rollback();
+            conn.setAutoCommit(true);
+        }
+        for (int i = 0; i < 2; i++) {
+            compare("lookup after the failed batch", query(SELECT + " WHERE email = ?", ROWS[0][2]), rows(ROWS[0]));
+        }
+    }
+
     static void intParams() throws SQLException {
         // Java types that are not the declared ones but that PostgreSQL
         // casts on assignment: long into int4, int and double into numeric.
@@ -483,6 +514,7 @@ public class JdbcDriver {
             {"int-params", "setLong/setShort into int4, setInt/setDouble into numeric, lookup by a long", (Check) JdbcDriver::intParams},
             {"prepared", "declared types in metadata, insert and a named SELECT run 15 times", (Check) JdbcDriver::prepared},
             {"batch", "executeBatch in a rolled-back transaction", (Check) JdbcDriver::batch},
+            {"batch-error", "a batch failing on its second row (23505), then lookups", (Check) JdbcDriver::batchError},
             {"refused", "ORDER BY an encrypted column gives 0A000", (Check) JdbcDriver::refused},
             {"after-refusal", "valid statement on the same connection after the refusal", (Check) JdbcDriver::afterRefusal},
             {"refused-prepared", "refused PreparedStatement gives 0A000", (Check) JdbcDriver::refusedPrepared},

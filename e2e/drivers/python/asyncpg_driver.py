@@ -98,6 +98,22 @@ async def executemany():
         await tr.rollback()
 
 
+async def executemany_error():
+    # The second row violates the primary key; the batch fails as a whole
+    # and the connection goes on.
+    rows = [(300,) + tuple(ROWS[0][1:]), (300,) + tuple(ROWS[1][1:]), (301,) + tuple(ROWS[2][1:])]
+    try:
+        await conn().executemany(INSERT, rows)
+    except asyncpg.UniqueViolationError:
+        pass
+    else:
+        raise AssertionError("duplicate key not reported")
+    n = await conn().fetchval("SELECT count(*) FROM %s WHERE id >= 300" % TABLE)
+    expect_equal("rows left by the failed executemany", n, 0)
+    for _ in range(2):
+        await select("WHERE email = $1", (ROWS[0][2],), [ROWS[0]])
+
+
 async def cursor():
     # A cursor in a transaction binds a named portal and fetches it with an
     # Execute row limit (PortalSuspended between batches).
@@ -270,6 +286,7 @@ async def main():
         ("any-array", "= ANY($1::text[]) on a deterministic column", any_array),
         ("prepared", "prepare(): declared types in Parameter/RowDescription, insert, selects", prepared),
         ("executemany", "executemany in a rolled-back transaction", executemany),
+        ("executemany-error", "executemany failing on its second row (23505), then lookups", executemany_error),
         ("cursor", "cursor: named portal fetched with row limits", cursor),
         ("refused", "ORDER BY an encrypted column gives 0A000", refused),
         ("after-refusal", "valid statement on the same connection after the refusal", after_refusal),
