@@ -3,6 +3,8 @@ package datapath
 import (
 	"errors"
 
+	"github.com/jackc/pgx/v5/pgtype"
+
 	"github.com/pgseal/pgseal/proxy"
 	"github.com/pgseal/pgseal/rewrite"
 )
@@ -95,6 +97,9 @@ func (r RewriteAnalyzer) Analyze(sql string, searchPath []string, prepared func(
 	}
 	if plan.NeedsRewrite() {
 		out, err := plan.RewriteVersions(sql, func(lit rewrite.Literal) ([][]byte, error) {
+			if lit.Shape == rewrite.ShapeArrayText {
+				return encryptArrayText(lit, enc)
+			}
 			return enc(lit.Column, lit.Value, lit.Shape != rewrite.ShapeScalar)
 		})
 		if err != nil {
@@ -115,4 +120,26 @@ func refusalOf(err error) *proxy.Error {
 		return proxy.Errorf(rf.SQLState, "%s", rf.Message)
 	}
 	return proxy.Errorf(proxy.CodeFeatureNotSupported, "pgseal: statement refused: it cannot be analysed")
+}
+
+// encryptArrayText encrypts every element of an array literal ('{a,b}')
+// under every active key version. NULL elements never match and are left
+// out.
+func encryptArrayText(lit rewrite.Literal, enc Encrypter) ([][]byte, error) {
+	var elems []pgtype.Text
+	if err := pgtype.NewMap().Scan(pgtype.TextArrayOID, pgtype.TextFormatCode, []byte(lit.Value), &elems); err != nil {
+		return nil, proxy.Errorf(proxy.CodeInvalidTextRepr, "pgseal: the array literal for %s is not a valid array", lit.Column)
+	}
+	out := [][]byte{}
+	for _, e := range elems {
+		if !e.Valid {
+			continue
+		}
+		cts, err := enc(lit.Column, e.String, true)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, cts...)
+	}
+	return out, nil
 }

@@ -374,6 +374,9 @@ func (s *session) decryptCopyField(c *copyStream) convFunc {
 	format := c.valueFormat()
 	c.conv = func(dst []byte, line int64, col *policy.Column, v []byte) ([]byte, error) {
 		out, err := s.decryptValue(dst, field{col: col, format: format}, v)
+		if errors.Is(err, errClientEncoding) {
+			return dst, proxy.Errorf("22021", "pgseal: encrypted column %s (%s) needs client_encoding UTF8", col, col.Type)
+		}
 		if err != nil {
 			s.dp.obs.DecryptFailed(col.String())
 			return dst, proxy.Errorf("XX001", "pgseal: a value of %s could not be decrypted", col)

@@ -15,6 +15,10 @@ import (
 // errUndecryptable is reported, opaquely, when a stored value does not open.
 var errUndecryptable = errors.New("value could not be decrypted")
 
+// errClientEncoding is reported when a text value would go to a client whose
+// encoding is not UTF-8.
+var errClientEncoding = errors.New("client encoding is not UTF-8")
+
 // Server implements proxy.SessionFilter: it handles one server message in
 // the context of the client message that caused it.
 func (s *session) Server(typ byte, frame []byte, down proxy.Writer) error {
@@ -276,8 +280,10 @@ func (s *session) dataRow(head *expect, frame []byte, down proxy.Writer) error {
 		var err error
 		out, err = s.decryptValue(out, fields[i], v)
 		if err != nil {
-			s.dp.obs.DecryptFailed(fields[i].col.String())
-			return s.failResult(head, fields[i].col, down)
+			if !errors.Is(err, errClientEncoding) {
+				s.dp.obs.DecryptFailed(fields[i].col.String())
+			}
+			return s.failResult(head, fields[i].col, down, err)
 		}
 		starts = append(starts, start)
 		n++
@@ -304,6 +310,9 @@ func (s *session) dataRow(head *expect, frame []byte, down proxy.Writer) error {
 
 // decryptValue appends the client's representation of one stored value.
 func (s *session) decryptValue(dst []byte, f field, v []byte) ([]byte, error) {
+	if textual(f.col.Type) && s.nonUTF8.Load() {
+		return dst, errClientEncoding
+	}
 	ct := v
 	if f.format == codec.TextFormat {
 		if len(v) < 2 || v[0] != '\\' || v[1] != 'x' {
@@ -342,8 +351,12 @@ func (s *session) decryptValue(dst []byte, f field, v []byte) ([]byte, error) {
 
 // failResult replaces the rest of a result with an error when a value does
 // not decrypt. The error says which column, never why.
-func (s *session) failResult(head *expect, col *policy.Column, down proxy.Writer) error {
+func (s *session) failResult(head *expect, col *policy.Column, down proxy.Writer, cause error) error {
 	e := proxy.Errorf("XX001", "pgseal: a value of %s could not be decrypted", col)
+	if errors.Is(cause, errClientEncoding) {
+		e = proxy.Errorf("22021", "pgseal: encrypted column %s (%s) needs client_encoding UTF8", col, col.Type)
+		e.Hint = "SET client_encoding TO 'UTF8'"
+	}
 	switch head.kind {
 	case expQuery:
 		head.query.failed = true

@@ -93,6 +93,10 @@ type session struct {
 	info proxy.SessionInfo
 	cat  *catalog
 	csp  atomic.Pointer[codec.Session]
+	// nonUTF8 is set while client_encoding is not UTF-8: pgseal holds text
+	// values as UTF-8 and does not convert them, so it refuses to hand
+	// them out rather than return bytes the client would misread.
+	nonUTF8 atomic.Bool
 
 	// Guarded by mu: shared by the client and server goroutines.
 	mu         sync.Mutex
@@ -140,6 +144,7 @@ func newSession(d *DataPath, info proxy.SessionInfo) *session {
 		searchPath: []string{info.User, "public"},
 	}
 	s.csp.Store(codecSession(info.Server))
+	s.nonUTF8.Store(!utf8Encoding(info.Server["client_encoding"]))
 	return s
 }
 

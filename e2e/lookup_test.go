@@ -187,3 +187,37 @@ tables:
 		t.Fatalf("= ANY across key versions: %d %v", n, err)
 	}
 }
+
+// TestAnyArrayLiterals covers lists that drivers interpolate themselves:
+// ARRAY['a', 'b'] (psycopg2) and '{a,b}' (psycopg 3's client cursor).
+func TestAnyArrayLiterals(t *testing.T) {
+	env := startEncrypting(t, `version: 1
+tables:
+  public.anyl_users:
+    email: {type: text, mode: deterministic, key: pii}
+`, `CREATE TABLE anyl_users (id int PRIMARY KEY, email bytea)`)
+	ctx := testCtx(t)
+	conn := env.connect(t)
+	for i := range 5 {
+		if _, err := conn.Exec(ctx, `INSERT INTO anyl_users VALUES ($1, $2)`, i, fmt.Sprintf("l%d@x", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env.rotate(t, "pii")
+	if _, err := conn.Exec(ctx, `INSERT INTO anyl_users VALUES (5, 'l5@x')`); err != nil {
+		t.Fatal(err)
+	}
+	for q, want := range map[string]int{
+		`SELECT count(*) FROM anyl_users WHERE email = ANY(ARRAY['l1@x', 'l5@x', 'none'])`: 2,
+		`SELECT count(*) FROM anyl_users WHERE email = ANY('{l1@x,l2@x,"l5@x"}')`:          3,
+		`SELECT count(*) FROM anyl_users WHERE email = ANY('{}')`:                          0,
+		`SELECT count(*) FROM anyl_users WHERE email <> ALL('{l1@x}')`:                     5,
+	} {
+		for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeCacheStatement} {
+			var n int
+			if err := conn.QueryRow(ctx, q, mode).Scan(&n); err != nil || n != want {
+				t.Fatalf("%s (%v): %d, %v; want %d", q, mode, n, err, want)
+			}
+		}
+	}
+}

@@ -94,7 +94,7 @@ func (a *analysis) bindSpan(v value, col *policy.Column, op string, span func() 
 	if v.casts > 1 {
 		return refuseOp(col, "a value cast more than once")
 	}
-	if v.cast != nil && a.shape != ShapeElements {
+	if v.cast != nil && a.shape != ShapeElements && a.shape != ShapeArrayText {
 		t, ok := castType(v.cast.TypeName)
 		if !ok || !compatible(t, col) {
 			return refuseOp(col, "cast to "+typeNameString(v.cast.TypeName))

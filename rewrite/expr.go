@@ -330,24 +330,64 @@ func (a *analysis) anyParam(e *pg.A_Expr, op string, sc *scope) (value, bool, er
 	if err != nil {
 		return plain, true, err
 	}
-	r, err := a.expr(e.Rexpr, sc)
-	if err != nil {
-		return plain, true, err
-	}
-	if l.kind != vCol || r.kind != vParam || r.fromSelect {
+	if l.kind != vCol {
 		return plain, false, nil
 	}
 	name := "= ANY(array)"
 	if allNe {
 		name = "<> ALL(array)"
 	}
-	if l.col.Mode != deterministic {
-		return plain, true, refuseOp(l.col, name)
+	check := func() error {
+		if l.col.Mode != deterministic {
+			return refuseOp(l.col, name)
+		}
+		if len(l.alts) > 0 {
+			return refuseOp(l.col, name+" on a UNION of encrypted columns")
+		}
+		return nil
 	}
-	if len(l.alts) > 0 {
-		return plain, true, refuseOp(l.col, name+" on a UNION of encrypted columns")
+	// ARRAY['a', 'b']: each element literal becomes its ciphertexts.
+	if arr := e.Rexpr.GetAArrayExpr(); arr != nil {
+		var vals []value
+		for _, el := range arr.Elements {
+			v, err := a.expr(el, sc)
+			if err != nil {
+				return plain, true, err
+			}
+			if v.kind != vLit && v.kind != vNull {
+				return plain, false, nil
+			}
+			vals = append(vals, v)
+		}
+		if err := check(); err != nil {
+			return plain, true, err
+		}
+		for _, v := range vals {
+			a.shape = ShapeList
+			err := a.bind(v, l.col, name)
+			a.shape = ShapeScalar
+			if err != nil {
+				return plain, true, err
+			}
+		}
+		return plain, true, nil
 	}
-	a.shape = ShapeElements
+	r, err := a.expr(e.Rexpr, sc)
+	if err != nil {
+		return plain, true, err
+	}
+	switch {
+	case r.kind == vParam && !r.fromSelect:
+		a.shape = ShapeElements
+	case r.kind == vLit && r.lit.GetSval() != nil:
+		a.shape = ShapeArrayText // '{a,b}'
+	default:
+		return plain, false, nil
+	}
+	if err := check(); err != nil {
+		a.shape = ShapeScalar
+		return plain, true, err
+	}
 	err = a.bind(r, l.col, name)
 	a.shape = ShapeScalar
 	return plain, true, err

@@ -79,6 +79,11 @@ const (
 	// element is encrypted (under every active version) into one bytea
 	// array, and the text says $n::bytea[].
 	ShapeElements
+	// ShapeArrayText: a string literal holding an array ('{a,b}') on the
+	// right of "= ANY" or "<> ALL": its Value is the array's text; the
+	// encrypt callback returns the ciphertexts of every element under
+	// every active version, rendered as one bytea array.
+	ShapeArrayText
 )
 
 // IsArray reports whether a parameter of this shape is bound as a bytea
@@ -313,7 +318,7 @@ func (p *Plan) RewriteVersions(sql string, encrypt func(lit Literal) ([][]byte, 
 			if err != nil {
 				return "", fmt.Errorf("failed to encrypt literal for %s: %w", r.lit.Column, err)
 			}
-			if len(cts) == 0 {
+			if len(cts) == 0 && r.lit.Shape != ShapeArrayText {
 				return "", fmt.Errorf("failed to encrypt literal for %s: no ciphertext", r.lit.Column)
 			}
 			repl = shapedLiteral(r.lit.Shape, cts)
@@ -333,10 +338,15 @@ func (p *Plan) RewriteVersions(sql string, encrypt func(lit Literal) ([][]byte, 
 
 // shapedLiteral renders ciphertexts for a literal of the given shape.
 func shapedLiteral(shape Shape, cts [][]byte) string {
-	if len(cts) == 1 && shape != ShapeArray {
+	if len(cts) == 1 && shape != ShapeArray && shape != ShapeArrayText {
 		return byteaLiteral(cts[0]) // = x is = ANY(ARRAY[x])
 	}
 	switch shape {
+	case ShapeArrayText:
+		if len(cts) == 0 {
+			return "'{}'::bytea[]"
+		}
+		fallthrough
 	case ShapeArray:
 		parts := make([]string, len(cts))
 		for i, ct := range cts {
