@@ -119,8 +119,10 @@ func (s *session) authenticate(user string) error {
 				}
 			}
 		case 'E':
-			s.toClient(frame)
+			// Count before the client can see the error, so that whoever
+			// reacts to it finds the event recorded.
 			s.srv.obs.AuthFailed(user, s.remote, "refused by server")
+			s.toClient(frame)
 			return errAuthFailed
 		case 'v', 'N':
 			if err := s.toClient(frame); err != nil {
@@ -247,8 +249,8 @@ func (s *session) saslStep(want uint32) ([]byte, error) {
 	}
 	switch typ {
 	case 'E':
-		s.toClient(frame)
 		s.srv.obs.AuthFailed(s.user, s.remote, "refused by server")
+		s.toClient(frame)
 		return nil, errAuthFailed
 	case 'R':
 		b := body(frame)
