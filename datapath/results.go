@@ -269,11 +269,11 @@ func (s *session) dataRow(head *expect, frame []byte, down proxy.Writer) error {
 		return err
 	}
 	out := s.vbuf[:0]
-	starts := make([]int, 0, len(fields))
+	spans := s.rowSpans[:0] // where each decrypted value lies in out; -1: unchanged
 	n := 0
 	for i, v := range row.Values {
 		if i >= len(fields) || fields[i].col == nil || v == nil {
-			starts = append(starts, -1)
+			spans = append(spans, [2]int{-1, -1})
 			continue
 		}
 		start := len(out)
@@ -285,25 +285,17 @@ func (s *session) dataRow(head *expect, frame []byte, down proxy.Writer) error {
 			}
 			return s.failResult(head, fields[i].col, down, err)
 		}
-		starts = append(starts, start)
+		spans = append(spans, [2]int{start, len(out)})
 		n++
 	}
 	// Point the row at the decrypted values only now: out may have moved
 	// while growing.
-	for i, st := range starts {
-		if st < 0 {
-			continue
+	for i, sp := range spans {
+		if sp[0] >= 0 {
+			row.Values[i] = out[sp[0]:sp[1]]
 		}
-		end := len(out)
-		for _, nx := range starts[i+1:] {
-			if nx >= 0 {
-				end = nx
-				break
-			}
-		}
-		row.Values[i] = out[st:end]
 	}
-	s.vbuf = out
+	s.vbuf, s.rowSpans = out, spans
 	s.dp.obs.Decrypted(n)
 	return s.writeServerMsg(down, row)
 }

@@ -123,6 +123,7 @@ type session struct {
 	// Server goroutine only.
 	cout     *copyStream // the COPY TO in progress, if it moves policy columns
 	hexbuf   []byte      // scratch for decoding bytea text output
+	rowSpans [][2]int    // scratch for dataRow
 	plainbuf []byte      // scratch for decrypted canonical values
 	sbuf     []byte
 	row      pgproto3.DataRow
