@@ -25,6 +25,7 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+. scripts/lib/stack.sh
 
 duration="${BENCH_DURATION:-15}"
 clients="${BENCH_CLIENTS:-8}"
@@ -81,23 +82,8 @@ EOF
 
 # The cluster and pgseal; their coordinates come on the stack's standard
 # output, up to its ready marker.
-mkfifo "$work/stack.fifo"
-"$work/bin/stack" -pgseal "$pgseal_bin" -db bench -setting shared_buffers=256MB \
-	-- --policy "$work/policy.yaml" "${keys[@]}" \
-	>"$work/stack.fifo" 2>"$work/stack.log" &
-stack_pid=$!
-ready=""
-while IFS= read -r line; do
-	case "$line" in
-	"# ready") ready=1; break ;;
-	STACK_*=*) eval "$line" ;;
-	esac
-done <"$work/stack.fifo"
-if [ -z "$ready" ]; then
-	echo "bench-datapath: the stack did not start:" >&2
-	cat "$work/stack.log" >&2
-	exit 1
-fi
+start_stack bench-datapath -pgseal "$pgseal_bin" -db bench -setting shared_buffers=256MB \
+	-- --policy "$work/policy.yaml" "${keys[@]}"
 
 direct="$STACK_PG_CONNINFO dbname=bench"
 proxied="$STACK_PROXY_CONNINFO dbname=bench"

@@ -22,6 +22,7 @@ export LC_ALL=C # numbers with a decimal point in printf and awk
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+. scripts/lib/stack.sh
 
 duration="${BENCH_DURATION:-15}"
 clients="${BENCH_CLIENTS:-8}"
@@ -65,31 +66,11 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-pgseal_bin="${PGSEAL_BIN:-}"
-if [ -z "$pgseal_bin" ]; then
-	pgseal_bin="$work/bin/pgseal"
-	go build -o "$pgseal_bin" ./cmd/pgseal
-fi
-go build -o "$work/bin/stack" ./internal/devtools/stack
+build_stack_bins
 
 # The cluster and pgseal; their coordinates come on the stack's standard
 # output, up to its ready marker.
-mkfifo "$work/stack.fifo"
-"$work/bin/stack" -pgseal "$pgseal_bin" -db bench -setting shared_buffers=256MB \
-	>"$work/stack.fifo" 2>"$work/stack.log" &
-stack_pid=$!
-ready=""
-while IFS= read -r line; do
-	case "$line" in
-	"# ready") ready=1; break ;;
-	STACK_*=*) eval "$line" ;;
-	esac
-done <"$work/stack.fifo"
-if [ -z "$ready" ]; then
-	echo "bench-proxy: the stack did not start:" >&2
-	cat "$work/stack.log" >&2
-	exit 1
-fi
+start_stack bench-proxy -pgseal "$pgseal_bin" -db bench -setting shared_buffers=256MB
 
 # PgBouncer: its own directory, readable only by the postgres user, who
 # may traverse (not list) the work directory to reach it.

@@ -25,6 +25,7 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+. scripts/lib/stack.sh
 
 rows="${BENCH_ROWS:-1000000}"
 batch="${BENCH_BATCH:-1000}"
@@ -50,12 +51,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-pgseal_bin="${PGSEAL_BIN:-}"
-if [ -z "$pgseal_bin" ]; then
-	pgseal_bin="$work/bin/pgseal"
-	go build -o "$pgseal_bin" ./cmd/pgseal
-fi
-go build -o "$work/bin/stack" ./internal/devtools/stack
+build_stack_bins
 
 # Keys and policy first: pgseal serve starts with them.
 keys=(--keystore "$work/keystore.json" --master-key "file:$work/master.key")
@@ -69,24 +65,9 @@ tables:
     ssn:   {type: text, mode: randomized, key: pii}
 EOF
 
-mkfifo "$work/stack.fifo"
-"$work/bin/stack" -pgseal "$pgseal_bin" -db bench \
+start_stack bench-reencrypt -pgseal "$pgseal_bin" -db bench \
 	-setting shared_buffers=512MB -setting max_wal_size=8GB -setting checkpoint_timeout=30min \
-	-- --policy "$work/policy.yaml" "${keys[@]}" --reload-interval 100ms \
-	>"$work/stack.fifo" 2>"$work/stack.log" &
-stack_pid=$!
-ready=""
-while IFS= read -r line; do
-	case "$line" in
-	"# ready") ready=1; break ;;
-	STACK_*=*) eval "$line" ;;
-	esac
-done <"$work/stack.fifo"
-if [ -z "$ready" ]; then
-	echo "bench-reencrypt: the stack did not start:" >&2
-	cat "$work/stack.log" >&2
-	exit 1
-fi
+	-- --policy "$work/policy.yaml" "${keys[@]}" --reload-interval 100ms
 direct="$STACK_PG_CONNINFO dbname=bench"
 proxied="$STACK_PROXY_CONNINFO dbname=bench"
 db=(--dsn "$direct" --policy "$work/policy.yaml" "${keys[@]}" --log-format json --progress none

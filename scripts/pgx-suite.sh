@@ -32,6 +32,7 @@ export LC_ALL=C # sort and join must agree on the order
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+. scripts/lib/stack.sh
 
 timeout="${PGX_SUITE_TIMEOUT:-8m}"
 par="${PGX_SUITE_P:-2}"
@@ -61,36 +62,16 @@ echo "pgx-suite: pgx $pgx_version, work directory $work" >&2
 cp -r "$pgx_src" "$work/pgx"
 chmod -R u+w "$work/pgx"
 
-pgseal_bin="${PGSEAL_BIN:-}"
-if [ -z "$pgseal_bin" ]; then
-	pgseal_bin="$work/bin/pgseal"
-	go build -o "$pgseal_bin" ./cmd/pgseal
-fi
-go build -o "$work/bin/stack" ./internal/devtools/stack
+build_stack_bins
 
 # Start the cluster and pgseal; read their coordinates from the stack's
 # standard output up to its ready marker.
-mkfifo "$work/stack.fifo"
-"$work/bin/stack" -pgseal "$pgseal_bin" -db pgx_test \
+start_stack pgx-suite -pgseal "$pgseal_bin" -db pgx_test \
 	-hba 'host all pgx_md5 127.0.0.1/32 md5' \
 	-hba 'host all pgx_scram 127.0.0.1/32 scram-sha-256' \
 	-hba 'host all pgx_pw 127.0.0.1/32 password' \
 	-hba 'hostssl all pgx_ssl 127.0.0.1/32 scram-sha-256' \
-	-- --tls-require=false \
-	>"$work/stack.fifo" 2>"$work/stack.log" &
-stack_pid=$!
-ready=""
-while IFS= read -r line; do
-	case "$line" in
-	"# ready") ready=1; break ;;
-	STACK_*=*) eval "$line" ;;
-	esac
-done <"$work/stack.fifo"
-if [ -z "$ready" ]; then
-	echo "pgx-suite: the stack did not start:" >&2
-	cat "$work/stack.log" >&2
-	exit 1
-fi
+	-- --tls-require=false
 
 # The database as pgx's CI prepares it.
 (cd "$work/pgx/testsetup" &&
